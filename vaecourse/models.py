@@ -1,0 +1,349 @@
+"""Latent-variable models: an MLP VAE and an exact linear-Gaussian model.
+
+Holds:
+    VAE               -- Gaussian encoder q(z|x), Bernoulli or Gaussian MLP decoder p(x|z), prior N(0, I);
+                         optional conditioning on a label (a conditional VAE).
+    LinearGaussianVAE -- p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I) with a linear Gaussian encoder;
+                         log p(x) and p(z|x) are exact, so every bound can be checked against truth.
+
+Both share one set of estimators (``elbo``, ``iwae_bound``, ``log_likelihood``) built on two pieces a
+model supplies: ``encode(x) -> (mu, logvar)`` and ``log_px_z(x, z)``.
+
+Shapes: B batch, K importance samples, D data dimension, Z latent dimension.
+Papers: Kingma & Welling 2014; Burda et al. 2016 (IWAE, log-likelihood with K = 5000);
+Kingma et al. 2016 (free bits); Sohn et al. 2015 (conditional VAE); Higgins et al. 2017 (beta).
+"""
+
+import math
+import numbers
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .losses import (
+    _bernoulli_log_likelihood,
+    _check_k,
+    _free_bits_kl,
+    _gaussian_kl_per_dim,
+    _iwae_bound,
+    _log_normal,
+    _log_standard_normal,
+    _reparameterize,
+)
+
+__all__ = ["VAE", "LinearGaussianVAE"]
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "softplus": nn.Softplus}
+
+
+def _mlp(sizes, activation):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class _LatentModel(nn.Module):
+    """Estimators shared by every model with a Gaussian q(z|x) and a N(0, I) prior."""
+
+    cond_dim = 0
+
+    def _check_x(self, x, y=None):
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(f"x must have a floating dtype, got {x.dtype}; convert with x.float()")
+        if x.dim() < 1 or x.shape[-1] != self.x_dim:
+            raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
+        if self.cond_dim and y is None:
+            raise ValueError("this is a conditional model: pass y (one-hot labels of shape (B, cond_dim))")
+
+    def log_joint_terms(self, x, z, y=None):
+        """log p(x|z) and log p(z) for z of shape (..., B, Z): each of shape (..., B)."""
+        return self.log_px_z(x, z, y), _log_standard_normal(z)
+
+    def objective_terms(self, x, y, objective, k, beta, free_bits):
+        """The training objective and its logged pieces, each (B,): ``(objective, recon, kl)``.
+
+        ``objective`` is ``"elbo"`` (recon - beta * KL, with free bits if > 0) or ``"iwae"`` (the
+        k-sample bound; recon is then averaged over the k samples). Used by ``vc.train``.
+        """
+        mu, logvar = self.encode(x, y)  # (B, Z) each
+        kl_d = _gaussian_kl_per_dim(mu, logvar)  # (B, Z)
+        kl = kl_d.sum(-1)
+        if objective == "iwae":
+            z = _reparameterize(mu, logvar, k)  # (K, B, Z)
+            log_px_z, log_pz = self.log_joint_terms(x, z, y)  # (K, B) each
+            log_w = log_px_z + log_pz - _log_normal(z, mu, logvar)
+            return _iwae_bound(log_w), log_px_z.mean(0), kl
+        z = _reparameterize(mu, logvar, k if k > 1 else None)  # (B, Z) or (K, B, Z)
+        recon = self.log_px_z(x, z, y)
+        if k > 1:
+            recon = recon.mean(0)
+        penalty = _free_bits_kl(kl_d, free_bits) if free_bits > 0 else kl
+        return recon - beta * penalty, recon, kl
+
+    def elbo(self, x, beta=1.0, free_bits=0.0, *, y=None, k=1):
+        """Per-example ELBO ``E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))``, shape (B,).
+
+        Args:
+            x: (B, D) data.
+            beta: weight on the KL term (1 is the true ELBO; Higgins et al. 2017 for beta != 1).
+            free_bits: per-dimension KL floor in nats (Kingma et al. 2016); 0 disables it.
+            y: (B, cond_dim) labels for a conditional model.
+            k: number of reparameterized samples averaged in the reconstruction term.
+        """
+        self._check_x(x, y)
+        return self.objective_terms(x, y, "elbo", _check_k(k), beta, free_bits)[0]
+
+    def log_weights(self, x, k, y=None):
+        """Log importance weights ``log p(x, z_k) - log q(z_k|x)`` for z_k ~ q(z|x): shape (K, B)."""
+        mu, logvar = self.encode(x, y)
+        z = _reparameterize(mu, logvar, k)  # (K, B, Z)
+        log_px_z, log_pz = self.log_joint_terms(x, z, y)
+        return log_px_z + log_pz - _log_normal(z, mu, logvar)  # (K, B)
+
+    def iwae_bound(self, x, k, *, y=None):
+        """The K-sample importance-weighted bound of Burda et al. 2016, shape (B,)."""
+        self._check_x(x, y)
+        return _iwae_bound(self.log_weights(x, _check_k(k), y))
+
+    @torch.no_grad()
+    def log_likelihood(self, x, k=5000, chunk=500, *, y=None, batch_size=100, progress=False):
+        """Importance-sampled estimate of log p(x) with ``k`` samples, shape (B,).
+
+        Memory is bounded: at most ``chunk`` samples for at most ``batch_size`` examples are decoded
+        at once, and the chunks are merged with a running ``logaddexp``; the result does not depend
+        on ``chunk`` beyond Monte Carlo noise.
+        """
+        self._check_x(x, y)
+        k = _check_k(k)
+        chunk = _positive_int("chunk", chunk)
+        batch_size = _positive_int("batch_size", batch_size)
+        out = []
+        starts = range(0, x.shape[0], batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=f"log p(x), K={k}")
+        for start in starts:
+            xb = x[start : start + batch_size]
+            yb = None if y is None else y[start : start + batch_size]
+            total = torch.full(xb.shape[:1], -math.inf, device=xb.device, dtype=xb.dtype)  # (B,)
+            for done in range(0, k, chunk):
+                lw = self.log_weights(xb, min(chunk, k - done), yb)  # (chunk, B)
+                total = torch.logaddexp(total, torch.logsumexp(lw, 0))
+            out.append(total - math.log(k))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def sample(self, n, *, y=None):
+        """Draw ``n`` latents from the prior and return the decoder means, shape (n, D)."""
+        n = _positive_int("n", n)
+        p = next(self.parameters())
+        z = torch.randn(n, self.z_dim, device=p.device, dtype=p.dtype)
+        return self.decode_mean(z, y)
+
+    @torch.no_grad()
+    def ancestral_sample(self, n, *, y=None):
+        """The generative story: z ~ p(z), then x ~ p(x|z). Returns ``(z, x)``, shapes (n, Z), (n, D)."""
+        n = _positive_int("n", n)
+        p = next(self.parameters())
+        z = torch.randn(n, self.z_dim, device=p.device, dtype=p.dtype)
+        return z, self.sample_x_given_z(z, y)
+
+    @torch.no_grad()
+    def reconstruct(self, x, *, y=None):
+        """Decoder mean at the posterior mean: a deterministic reconstruction, shape (B, D)."""
+        self._check_x(x, y)
+        mu, _ = self.encode(x, y)
+        return self.decode_mean(mu, y)
+
+
+class VAE(_LatentModel):
+    """A VAE with MLP encoder and decoder (Kingma & Welling 2014).
+
+    Args:
+        x_dim: data dimension D (784 for MNIST, 64 for 8x8 digits).
+        z_dim: latent dimension Z.
+        hidden: encoder hidden sizes; the decoder mirrors them unless ``decoder_hidden`` is given.
+        likelihood: ``"bernoulli"`` (decoder outputs logits) or ``"gaussian"`` (decoder outputs means).
+        activation: ``"relu"``, ``"tanh"``, ``"elu"``, ``"gelu"``, ``"softplus"`` or an ``nn.Module`` class.
+        decoder_hidden: decoder hidden sizes; ``()`` gives a linear (deliberately weak) decoder.
+        obs_logvar: Gaussian likelihood only: a fixed observation log-variance, or ``None`` to learn one.
+        cond_dim: size of a label vector y fed to encoder and decoder (0: unconditional).
+    """
+
+    def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli", activation="relu",
+                 decoder_hidden=None, obs_logvar=None, cond_dim=0):
+        super().__init__()
+        self.x_dim = _positive_int("x_dim", x_dim)
+        self.z_dim = _positive_int("z_dim", z_dim)
+        self.cond_dim = int(cond_dim) if cond_dim else 0
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
+        self.likelihood = likelihood
+        if isinstance(activation, str):
+            if activation not in _ACTIVATIONS:
+                raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+            activation = _ACTIVATIONS[activation]
+        hidden = tuple(_positive_int("hidden", h) for h in hidden)
+        decoder_hidden = tuple(reversed(hidden)) if decoder_hidden is None else tuple(
+            _positive_int("decoder_hidden", h) for h in decoder_hidden)
+        c = self.cond_dim
+        self.encoder = _mlp((self.x_dim + c, *hidden, 2 * self.z_dim), activation)
+        self.decoder = _mlp((self.z_dim + c, *decoder_hidden, self.x_dim), activation)
+        if likelihood == "gaussian":
+            if obs_logvar is None:
+                self.obs_logvar = nn.Parameter(torch.zeros(()))
+            else:
+                self.register_buffer("obs_logvar", torch.tensor(float(obs_logvar)))
+
+    def _cat(self, t, y):
+        if not self.cond_dim:
+            return t
+        return torch.cat([t, y.to(t.dtype).expand(*t.shape[:-1], y.shape[-1])], -1)
+
+    def encode(self, x, y=None):
+        """q(z|x) = N(mu, diag(exp(logvar))): returns ``(mu, logvar)``, each (B, Z)."""
+        mu, logvar = self.encoder(self._cat(x, y)).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z, y=None):
+        """Decoder parameters for z of shape (..., Z): logits (Bernoulli) or means (Gaussian), (..., D)."""
+        return self.decoder(self._cat(z, y))
+
+    def decode_mean(self, z, y=None):
+        """E[x|z] in data space: ``sigmoid(logits)`` or the Gaussian mean, shape (..., D)."""
+        out = self.decode(z, y)
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def log_px_z(self, x, z, y=None):
+        """log p(x|z) summed over pixels; z of shape (..., B, Z) gives (..., B)."""
+        out = self.decode(z, y)  # (..., B, D)
+        if self.likelihood == "bernoulli":
+            return _bernoulli_log_likelihood(x, out)
+        return _log_normal(x, out, self.obs_logvar)
+
+    def sample_x_given_z(self, z, y=None):
+        """Draw x ~ p(x|z): Bernoulli pixels or Gaussian noise around the decoder mean."""
+        out = self.decode(z, y)
+        if self.likelihood == "bernoulli":
+            return torch.bernoulli(torch.sigmoid(out))
+        return out + torch.exp(0.5 * self.obs_logvar) * torch.randn_like(out)
+
+    def forward(self, x, y=None):
+        """Encode, sample once, decode: returns ``(decoder_output, mu, logvar)``."""
+        mu, logvar = self.encode(x, y)
+        return self.decode(_reparameterize(mu, logvar), y), mu, logvar
+
+
+class LinearGaussianVAE(_LatentModel):
+    """An exactly solvable VAE: p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I), q(z|x) = N(A x + c, diag(v)).
+
+    The marginal p(x) = N(b, W W^T + s^2 I) and the posterior p(z|x) are Gaussian in closed form, so
+    ``log_marginal``, ``posterior`` and ``kl_to_posterior`` are exact and the identity
+    log p(x) = ELBO + KL(q(z|x) || p(z|x)) can be checked to float precision ({ref}`ch-elbo`).
+    The encoder is diagonal, the true posterior is not: the gap is real, and IWAE closes it.
+
+    Args:
+        x_dim, z_dim: D and Z.
+        obs_var: the observation variance s^2 (> 0).
+        W: optional (D, Z) loading matrix; random N(0, 1) entries otherwise.
+        b: optional (D,) offset; zeros otherwise.
+    """
+
+    def __init__(self, x_dim, z_dim, obs_var=1.0, W=None, b=None):
+        super().__init__()
+        self.x_dim = _positive_int("x_dim", x_dim)
+        self.z_dim = _positive_int("z_dim", z_dim)
+        if not isinstance(obs_var, numbers.Real) or not math.isfinite(obs_var) or obs_var <= 0:
+            raise ValueError(f"obs_var must be a positive, finite variance, got {obs_var!r}")
+        W = torch.randn(self.x_dim, self.z_dim) if W is None else torch.as_tensor(W, dtype=torch.float32)
+        b = torch.zeros(self.x_dim) if b is None else torch.as_tensor(b, dtype=torch.float32)
+        if W.shape != (self.x_dim, self.z_dim):
+            raise ValueError(f"W must have shape ({self.x_dim}, {self.z_dim}), got {tuple(W.shape)}")
+        if b.shape != (self.x_dim,):
+            raise ValueError(f"b must have shape ({self.x_dim},), got {tuple(b.shape)}")
+        self.W = nn.Parameter(W.clone())
+        self.b = nn.Parameter(b.clone())
+        self.obs_logvar = nn.Parameter(torch.tensor(math.log(obs_var)))
+        self.enc = nn.Linear(self.x_dim, self.z_dim)  # mean of q(z|x)
+        self.enc_logvar = nn.Parameter(torch.zeros(self.z_dim))  # q's variances do not depend on x
+
+    def encode(self, x, y=None):
+        mu = self.enc(x)  # (B, Z)
+        return mu, self.enc_logvar.expand_as(mu)
+
+    def decode(self, z, y=None):
+        return z @ self.W.T + self.b  # (..., D)
+
+    decode_mean = decode
+
+    def log_px_z(self, x, z, y=None):
+        return _log_normal(x, self.decode(z), self.obs_logvar)
+
+    def sample_x_given_z(self, z, y=None):
+        mean = self.decode(z)
+        return mean + torch.exp(0.5 * self.obs_logvar) * torch.randn_like(mean)
+
+    def _posterior_precision(self):
+        s2 = torch.exp(self.obs_logvar)
+        return torch.eye(self.z_dim, dtype=self.W.dtype, device=self.W.device) + self.W.T @ self.W / s2
+
+    def marginal(self):
+        """The exact marginal p(x) as a ``torch.distributions.MultivariateNormal``."""
+        cov = self.W @ self.W.T + torch.exp(self.obs_logvar) * torch.eye(self.x_dim, device=self.W.device)
+        return torch.distributions.MultivariateNormal(self.b, covariance_matrix=cov)
+
+    def log_marginal(self, x):
+        """Exact log p(x), shape (B,)."""
+        self._check_x(x)
+        return self.marginal().log_prob(x)
+
+    def posterior(self, x):
+        """Exact p(z|x) = N(mean, cov): returns ``(mean (B, Z), cov (Z, Z))``; cov does not depend on x."""
+        self._check_x(x)
+        cov = torch.linalg.inv(self._posterior_precision())  # (Z, Z)
+        mean = (x - self.b) @ self.W @ cov / torch.exp(self.obs_logvar)  # (B, Z)
+        return mean, cov
+
+    def kl_to_posterior(self, x):
+        """Exact KL(q(z|x) || p(z|x)) between the diagonal encoder and the full posterior, shape (B,)."""
+        m, cov = self.posterior(x)
+        mu, logvar = self.encode(x)
+        prec = self._posterior_precision()
+        d = mu - m  # (B, Z)
+        trace = (torch.diagonal(prec) * torch.exp(logvar)).sum(-1)
+        maha = ((d @ prec) * d).sum(-1)
+        return 0.5 * (trace + maha - self.z_dim + torch.logdet(cov) - logvar.sum(-1))
+
+    def exact_elbo(self, x):
+        """The ELBO with its expectation done in closed form (no sampling), shape (B,)."""
+        self._check_x(x)
+        mu, logvar = self.encode(x)
+        s2 = torch.exp(self.obs_logvar)
+        # E_q ||x - W z - b||^2 = ||x - W mu - b||^2 + sum_j v_j ||W[:, j]||^2
+        sq = (x - self.decode(mu)).pow(2).sum(-1) + (torch.exp(logvar) * self.W.pow(2).sum(0)).sum(-1)
+        recon = -0.5 * (self.x_dim * (math.log(2 * math.pi) + self.obs_logvar) + sq / s2)
+        return recon - _gaussian_kl_per_dim(mu, logvar).sum(-1)
+
+    @torch.no_grad()
+    def set_optimal_encoder(self):
+        """Set q(z|x) to the best diagonal Gaussian: the exact posterior mean and variances
+        1 / diag(precision), which minimise KL(q || p(z|x)) among diagonal q."""
+        prec = self._posterior_precision()
+        gain = self.W @ torch.linalg.inv(prec) / torch.exp(self.obs_logvar)  # (D, Z): mean = (x - b) @ gain
+        self.enc.weight.copy_(gain.T)
+        self.enc.bias.copy_(-self.b @ gain)
+        self.enc_logvar.copy_(-torch.log(torch.diagonal(prec)))
+        return self

@@ -1,0 +1,86 @@
+"""Interactive views (ipywidgets) for running notebooks.
+
+Holds:
+    latent_explorer -- one slider per latent dimension; the decoded image updates as you move them.
+    value_explorer  -- a slider over precomputed results (e.g. one trained model per beta).
+
+In the static HTML book widgets cannot run; each function therefore also draws a static figure
+when ``static=True`` and says how to run the live version.
+"""
+
+import matplotlib.pyplot as plt
+import torch
+
+from .plots import show_images
+
+__all__ = ["latent_explorer", "value_explorer"]
+
+STATIC_NOTE = ("Static view: open this page as a notebook (download button at the top, or "
+               "`jupyter lab book/`) to move the sliders live.")
+
+
+@torch.no_grad()
+def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
+    """Sliders over z (up to 8 dimensions, the rest held at 0); the decoder mean is redrawn live.
+
+    Args:
+        model: a trained VAE.
+        dims: which latent dimensions get sliders (default: the first ``min(Z, 8)``).
+        extent: slider range in prior standard deviations.
+        static: instead of widgets, return a figure decoding each chosen dimension at -extent..extent.
+    """
+    dev = next(model.parameters()).device
+    dims = list(range(min(model.z_dim, 8))) if dims is None else list(dims)
+    if static:
+        n = 7
+        vals = torch.linspace(-extent, extent, n, device=dev)
+        z = torch.zeros(len(dims) * n, model.z_dim, device=dev)
+        for row, d in enumerate(dims):
+            z[row * n : (row + 1) * n, d] = vals
+        fig = show_images(model.decode_mean(z).cpu(), ncols=n,
+                          title="Each row moves one latent dimension from -%g to %g" % (extent, extent))
+        return fig
+    import ipywidgets as W
+
+    sliders = [W.FloatSlider(value=0.0, min=-extent, max=extent, step=step, description=f"z{d + 1}",
+                             continuous_update=True) for d in dims]
+    out = W.Output()
+
+    def redraw(_=None):
+        z = torch.zeros(1, model.z_dim, device=dev)
+        for s, d in zip(sliders, dims):
+            z[0, d] = s.value
+        with out:
+            out.clear_output(wait=True)
+            fig = show_images(model.decode_mean(z).cpu(), ncols=1, size=2.5)
+            plt.show(fig)
+
+    for s in sliders:
+        s.observe(redraw, names="value")
+    redraw()
+    return W.HBox([W.VBox(sliders), out])
+
+
+def value_explorer(results, draw, description="value", static=False):
+    """A slider over the keys of ``results``; ``draw(key, result)`` returns a figure for one key.
+
+    With ``static=True`` it returns the figure for every key, side by side, instead of a widget.
+    """
+    keys = list(results)
+    if not keys:
+        raise ValueError("results is empty")
+    if static:
+        return [draw(k, results[k]) for k in keys]
+    import ipywidgets as W
+
+    slider = W.SelectionSlider(options=keys, value=keys[0], description=description)
+    out = W.Output()
+
+    def redraw(_=None):
+        with out:
+            out.clear_output(wait=True)
+            plt.show(draw(slider.value, results[slider.value]))
+
+    slider.observe(redraw, names="value")
+    redraw()
+    return W.VBox([slider, out])
