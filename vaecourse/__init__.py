@@ -9,6 +9,7 @@ Plotting and widget helpers import matplotlib/ipywidgets lazily, on first use.
 
 from .data import MNIST_FILES, Split, binarize, download_mnist, load_digits, load_mnist, read_idx
 from .device import get_device, set_seed
+from .exact import LinearGaussianVAE
 from .losses import (
     LOG_2PI,
     bernoulli_log_likelihood,
@@ -21,7 +22,7 @@ from .losses import (
     log_standard_normal,
     reparameterize,
 )
-from .models import VAE, LinearGaussianVAE
+from .models import VAE
 from .train import CyclicalSchedule, LinearSchedule, SigmoidSchedule, active_units, latent_activity, train
 
 __version__ = "0.1.0"
@@ -40,16 +41,37 @@ _LAZY = {
 
 __all__ = [
     # device.py
-    "get_device", "set_seed",
+    "get_device",
+    "set_seed",
     # losses.py
-    "LOG_2PI", "gaussian_kl", "gaussian_kl_per_dim", "free_bits_kl", "reparameterize", "log_normal",
-    "log_standard_normal", "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_bound",
+    "LOG_2PI",
+    "gaussian_kl",
+    "gaussian_kl_per_dim",
+    "free_bits_kl",
+    "reparameterize",
+    "log_normal",
+    "log_standard_normal",
+    "bernoulli_log_likelihood",
+    "gaussian_log_likelihood",
+    "iwae_bound",
     # models.py
-    "VAE", "LinearGaussianVAE",
+    "VAE",
+    "LinearGaussianVAE",
     # train.py
-    "train", "LinearSchedule", "SigmoidSchedule", "CyclicalSchedule", "latent_activity", "active_units",
+    "train",
+    "LinearSchedule",
+    "SigmoidSchedule",
+    "CyclicalSchedule",
+    "latent_activity",
+    "active_units",
     # data.py
-    "Split", "load_digits", "load_mnist", "binarize", "read_idx", "download_mnist", "MNIST_FILES",
+    "Split",
+    "load_digits",
+    "load_mnist",
+    "binarize",
+    "read_idx",
+    "download_mnist",
+    "MNIST_FILES",
     # plots.py and widgets.py (imported on first use)
     *_LAZY,
 ]

@@ -70,7 +70,7 @@ def _make_split(images, labels, scale, test_fraction, binarized, seed):
 
 
 def load_digits(*, binarized=False, test_fraction=0.2, seed=0):
-    """scikit-learn's 8x8 digits as a ``Split``: 1,437 train and 360 test images, D = 64.
+    """scikit-learn's 8x8 digits as a ``Split``: 1,438 train and 359 test images, D = 64.
 
     Args:
         binarized: sample a fixed binary version (``binarize`` with ``seed``) instead of grey levels.

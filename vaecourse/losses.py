@@ -76,10 +76,14 @@ def _broadcastable(*named):
         raise ValueError(f"shapes do not broadcast: {desc}") from None
 
 
+def _check_int(name, value, low=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
 def _check_k(k):
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    return int(k)
+    return _check_int("k", k)
 
 
 # ----------------------------------------------------------------------------- kernels (unchecked)

@@ -1,13 +1,11 @@
-"""Latent-variable models: an MLP VAE and an exact linear-Gaussian model.
+"""Latent-variable models with a Gaussian encoder and a N(0, I) prior.
 
 Holds:
-    VAE               -- Gaussian encoder q(z|x), Bernoulli or Gaussian MLP decoder p(x|z), prior N(0, I);
-                         optional conditioning on a label (a conditional VAE).
-    LinearGaussianVAE -- p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I) with a linear Gaussian encoder;
-                         log p(x) and p(z|x) are exact, so every bound can be checked against truth.
-
-Both share one set of estimators (``elbo``, ``iwae_bound``, ``log_likelihood``) built on two pieces a
-model supplies: ``encode(x) -> (mu, logvar)`` and ``log_px_z(x, z)``.
+    _LatentModel -- the estimators every model shares (``elbo``, ``iwae_bound``, ``log_likelihood``,
+                    sampling), built on two pieces a model supplies: ``encode(x) -> (mu, logvar)``
+                    and ``log_px_z(x, z)``. The exact linear-Gaussian model lives in ``exact.py``.
+    VAE          -- Gaussian encoder q(z|x), Bernoulli or Gaussian MLP decoder p(x|z), prior N(0, I);
+                    optional conditioning on a label (a conditional VAE).
 
 Shapes: B batch, K importance samples, D data dimension, Z latent dimension.
 Papers: Kingma & Welling 2014; Burda et al. 2016 (IWAE, log-likelihood with K = 5000);
@@ -15,14 +13,13 @@ Kingma et al. 2016 (free bits); Sohn et al. 2015 (conditional VAE); Higgins et a
 """
 
 import math
-import numbers
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .losses import (
     _bernoulli_log_likelihood,
+    _check_int,
     _check_k,
     _free_bits_kl,
     _gaussian_kl_per_dim,
@@ -32,7 +29,7 @@ from .losses import (
     _reparameterize,
 )
 
-__all__ = ["VAE", "LinearGaussianVAE"]
+__all__ = ["VAE"]
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "softplus": nn.Softplus}
 
@@ -47,9 +44,7 @@ def _mlp(sizes, activation):
 
 
 def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return _check_int(name, value, 1)
 
 
 class _LatentModel(nn.Module):
@@ -183,8 +178,17 @@ class VAE(_LatentModel):
         cond_dim: size of a label vector y fed to encoder and decoder (0: unconditional).
     """
 
-    def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli", activation="relu",
-                 decoder_hidden=None, obs_logvar=None, cond_dim=0):
+    def __init__(
+        self,
+        x_dim,
+        z_dim,
+        hidden=(400,),
+        likelihood="bernoulli",
+        activation="relu",
+        decoder_hidden=None,
+        obs_logvar=None,
+        cond_dim=0,
+    ):
         super().__init__()
         self.x_dim = _positive_int("x_dim", x_dim)
         self.z_dim = _positive_int("z_dim", z_dim)
@@ -197,8 +201,11 @@ class VAE(_LatentModel):
                 raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
             activation = _ACTIVATIONS[activation]
         hidden = tuple(_positive_int("hidden", h) for h in hidden)
-        decoder_hidden = tuple(reversed(hidden)) if decoder_hidden is None else tuple(
-            _positive_int("decoder_hidden", h) for h in decoder_hidden)
+        decoder_hidden = (
+            tuple(reversed(hidden))
+            if decoder_hidden is None
+            else tuple(_positive_int("decoder_hidden", h) for h in decoder_hidden)
+        )
         c = self.cond_dim
         self.encoder = _mlp((self.x_dim + c, *hidden, 2 * self.z_dim), activation)
         self.decoder = _mlp((self.z_dim + c, *decoder_hidden, self.x_dim), activation)
@@ -245,105 +252,3 @@ class VAE(_LatentModel):
         """Encode, sample once, decode: returns ``(decoder_output, mu, logvar)``."""
         mu, logvar = self.encode(x, y)
         return self.decode(_reparameterize(mu, logvar), y), mu, logvar
-
-
-class LinearGaussianVAE(_LatentModel):
-    """An exactly solvable VAE: p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I), q(z|x) = N(A x + c, diag(v)).
-
-    The marginal p(x) = N(b, W W^T + s^2 I) and the posterior p(z|x) are Gaussian in closed form, so
-    ``log_marginal``, ``posterior`` and ``kl_to_posterior`` are exact and the identity
-    log p(x) = ELBO + KL(q(z|x) || p(z|x)) can be checked to float precision ({ref}`ch-elbo`).
-    The encoder is diagonal, the true posterior is not: the gap is real, and IWAE closes it.
-
-    Args:
-        x_dim, z_dim: D and Z.
-        obs_var: the observation variance s^2 (> 0).
-        W: optional (D, Z) loading matrix; random N(0, 1) entries otherwise.
-        b: optional (D,) offset; zeros otherwise.
-    """
-
-    def __init__(self, x_dim, z_dim, obs_var=1.0, W=None, b=None):
-        super().__init__()
-        self.x_dim = _positive_int("x_dim", x_dim)
-        self.z_dim = _positive_int("z_dim", z_dim)
-        if not isinstance(obs_var, numbers.Real) or not math.isfinite(obs_var) or obs_var <= 0:
-            raise ValueError(f"obs_var must be a positive, finite variance, got {obs_var!r}")
-        W = torch.randn(self.x_dim, self.z_dim) if W is None else torch.as_tensor(W, dtype=torch.float32)
-        b = torch.zeros(self.x_dim) if b is None else torch.as_tensor(b, dtype=torch.float32)
-        if W.shape != (self.x_dim, self.z_dim):
-            raise ValueError(f"W must have shape ({self.x_dim}, {self.z_dim}), got {tuple(W.shape)}")
-        if b.shape != (self.x_dim,):
-            raise ValueError(f"b must have shape ({self.x_dim},), got {tuple(b.shape)}")
-        self.W = nn.Parameter(W.clone())
-        self.b = nn.Parameter(b.clone())
-        self.obs_logvar = nn.Parameter(torch.tensor(math.log(obs_var)))
-        self.enc = nn.Linear(self.x_dim, self.z_dim)  # mean of q(z|x)
-        self.enc_logvar = nn.Parameter(torch.zeros(self.z_dim))  # q's variances do not depend on x
-
-    def encode(self, x, y=None):
-        mu = self.enc(x)  # (B, Z)
-        return mu, self.enc_logvar.expand_as(mu)
-
-    def decode(self, z, y=None):
-        return z @ self.W.T + self.b  # (..., D)
-
-    decode_mean = decode
-
-    def log_px_z(self, x, z, y=None):
-        return _log_normal(x, self.decode(z), self.obs_logvar)
-
-    def sample_x_given_z(self, z, y=None):
-        mean = self.decode(z)
-        return mean + torch.exp(0.5 * self.obs_logvar) * torch.randn_like(mean)
-
-    def _posterior_precision(self):
-        s2 = torch.exp(self.obs_logvar)
-        return torch.eye(self.z_dim, dtype=self.W.dtype, device=self.W.device) + self.W.T @ self.W / s2
-
-    def marginal(self):
-        """The exact marginal p(x) as a ``torch.distributions.MultivariateNormal``."""
-        cov = self.W @ self.W.T + torch.exp(self.obs_logvar) * torch.eye(self.x_dim, device=self.W.device)
-        return torch.distributions.MultivariateNormal(self.b, covariance_matrix=cov)
-
-    def log_marginal(self, x):
-        """Exact log p(x), shape (B,)."""
-        self._check_x(x)
-        return self.marginal().log_prob(x)
-
-    def posterior(self, x):
-        """Exact p(z|x) = N(mean, cov): returns ``(mean (B, Z), cov (Z, Z))``; cov does not depend on x."""
-        self._check_x(x)
-        cov = torch.linalg.inv(self._posterior_precision())  # (Z, Z)
-        mean = (x - self.b) @ self.W @ cov / torch.exp(self.obs_logvar)  # (B, Z)
-        return mean, cov
-
-    def kl_to_posterior(self, x):
-        """Exact KL(q(z|x) || p(z|x)) between the diagonal encoder and the full posterior, shape (B,)."""
-        m, cov = self.posterior(x)
-        mu, logvar = self.encode(x)
-        prec = self._posterior_precision()
-        d = mu - m  # (B, Z)
-        trace = (torch.diagonal(prec) * torch.exp(logvar)).sum(-1)
-        maha = ((d @ prec) * d).sum(-1)
-        return 0.5 * (trace + maha - self.z_dim + torch.logdet(cov) - logvar.sum(-1))
-
-    def exact_elbo(self, x):
-        """The ELBO with its expectation done in closed form (no sampling), shape (B,)."""
-        self._check_x(x)
-        mu, logvar = self.encode(x)
-        s2 = torch.exp(self.obs_logvar)
-        # E_q ||x - W z - b||^2 = ||x - W mu - b||^2 + sum_j v_j ||W[:, j]||^2
-        sq = (x - self.decode(mu)).pow(2).sum(-1) + (torch.exp(logvar) * self.W.pow(2).sum(0)).sum(-1)
-        recon = -0.5 * (self.x_dim * (math.log(2 * math.pi) + self.obs_logvar) + sq / s2)
-        return recon - _gaussian_kl_per_dim(mu, logvar).sum(-1)
-
-    @torch.no_grad()
-    def set_optimal_encoder(self):
-        """Set q(z|x) to the best diagonal Gaussian: the exact posterior mean and variances
-        1 / diag(precision), which minimise KL(q || p(z|x)) among diagonal q."""
-        prec = self._posterior_precision()
-        gain = self.W @ torch.linalg.inv(prec) / torch.exp(self.obs_logvar)  # (D, Z): mean = (x - b) @ gain
-        self.enc.weight.copy_(gain.T)
-        self.enc.bias.copy_(-self.b @ gain)
-        self.enc_logvar.copy_(-torch.log(torch.diagonal(prec)))
-        return self

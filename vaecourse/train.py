@@ -1,7 +1,7 @@
 """Training and diagnostics: one fast loop for every chapter, KL-annealing schedules, active units.
 
 Holds:
-    train              -- fit a model by the ELBO (with beta, an annealing schedule, free bits) or the IWAE bound.
+    train              -- fit a model by the ELBO (beta, annealing, free bits) or the IWAE bound.
     LinearSchedule, SigmoidSchedule, CyclicalSchedule -- KL weights in [0, 1] as functions of the step
                           (Bowman et al. 2016; Fu et al. 2019 for the cyclical one).
     latent_activity, active_units -- Cov_x(E_q[z_j]) and the count above a threshold (Burda et al. 2016).
@@ -19,7 +19,7 @@ import time
 import torch
 
 from .device import get_device
-from .losses import _check_k, _tensor
+from .losses import _check_int, _check_k, _tensor
 
 __all__ = [
     "train",
@@ -35,9 +35,7 @@ class LinearSchedule:
     """KL weight rising linearly from ``start`` to 1 over ``warmup`` steps, then 1."""
 
     def __init__(self, warmup, start=0.0):
-        if not isinstance(warmup, numbers.Integral) or warmup < 1:
-            raise ValueError(f"warmup must be a positive integer number of steps, got {warmup!r}")
-        self.warmup, self.start = int(warmup), float(start)
+        self.warmup, self.start = _check_int("warmup", warmup), float(start)
 
     def __call__(self, step):
         return min(1.0, self.start + (1.0 - self.start) * step / self.warmup)
@@ -66,11 +64,10 @@ class CyclicalSchedule:
     first ``ramp`` fraction of the period, then hold at 1."""
 
     def __init__(self, period, ramp=0.5):
-        if not isinstance(period, numbers.Integral) or period < 1:
-            raise ValueError(f"period must be a positive integer number of steps, got {period!r}")
+        period = _check_int("period", period)
         if not 0 < ramp <= 1:
             raise ValueError(f"ramp must be in (0, 1], got {ramp!r}")
-        self.period, self.ramp = int(period), float(ramp)
+        self.period, self.ramp = period, float(ramp)
 
     def __call__(self, step):
         phase = (step % self.period) / self.period
@@ -97,7 +94,8 @@ def _check_data(model, x, y):
     if not bool(torch.isfinite(x).all()):
         raise ValueError("data contains NaN or infinite values; clean or impute them before training")
     if getattr(model, "likelihood", None) == "bernoulli" and bool(((x < 0) | (x > 1)).any()):
-        raise ValueError(f"data must lie in [0, 1] for a Bernoulli decoder, got [{float(x.min())}, {float(x.max())}]")
+        lo, hi = float(x.min()), float(x.max())
+        raise ValueError(f"data must lie in [0, 1] for a Bernoulli decoder, got values in [{lo}, {hi}]")
     if model.cond_dim:
         if y is None:
             raise ValueError("a conditional model needs data=(x, y) with y of shape (N, cond_dim)")
@@ -109,14 +107,29 @@ def _check_data(model, x, y):
 
 
 def _check_number(name, value, low=0.0):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < low:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < low:
         raise ValueError(f"{name} must be a finite number >= {low:g}, got {value!r}")
     return float(value)
 
 
-def train(model, data, *, epochs, batch_size=128, lr=1e-3, objective="elbo", k=1, beta=1.0,
-          kl_schedule=None, free_bits=0.0, device=None, progress=True, dynamic_binarization=False,
-          optimizer=None):
+def train(
+    model,
+    data,
+    *,
+    epochs,
+    batch_size=128,
+    lr=1e-3,
+    objective="elbo",
+    k=1,
+    beta=1.0,
+    kl_schedule=None,
+    free_bits=0.0,
+    device=None,
+    progress=True,
+    dynamic_binarization=False,
+    optimizer=None,
+):
     """Fit ``model`` to ``data`` with Adam and return the per-epoch history.
 
     Args:
@@ -138,11 +151,8 @@ def train(model, data, *, epochs, batch_size=128, lr=1e-3, objective="elbo", k=1
     """
     x, y = _split_data(data)
     x, y = _check_data(model, x, y)
-    epochs = _check_k(epochs) if isinstance(epochs, numbers.Integral) and epochs >= 1 else None
-    if epochs is None:
-        raise ValueError("epochs must be an integer >= 1")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    epochs = _check_int("epochs", epochs)
+    batch_size = _check_int("batch_size", batch_size)
     if objective not in ("elbo", "iwae"):
         raise ValueError(f"objective must be 'elbo' or 'iwae', got {objective!r}")
     k = _check_k(k)

@@ -19,6 +19,14 @@ STATIC_NOTE = ("Static view: open this page as a notebook (download button at th
                "`jupyter lab book/`) to move the sliders live.")
 
 
+def _show(fig):
+    """Display a figure inside a widget Output and free it (no duplicate inline copy)."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
+
+
 @torch.no_grad()
 def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
     """Sliders over z (up to 8 dimensions, the rest held at 0); the decoder mean is redrawn live.
@@ -38,7 +46,7 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
         for row, d in enumerate(dims):
             z[row * n : (row + 1) * n, d] = vals
         fig = show_images(model.decode_mean(z).cpu(), ncols=n,
-                          title="Each row moves one latent dimension from -%g to %g" % (extent, extent))
+                          title=f"Each row moves one latent dimension from -{extent:g} to {extent:g}")
         return fig
     import ipywidgets as W
 
@@ -46,14 +54,14 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
                              continuous_update=True) for d in dims]
     out = W.Output()
 
+    @torch.no_grad()
     def redraw(_=None):
         z = torch.zeros(1, model.z_dim, device=dev)
         for s, d in zip(sliders, dims):
             z[0, d] = s.value
         with out:
             out.clear_output(wait=True)
-            fig = show_images(model.decode_mean(z).cpu(), ncols=1, size=2.5)
-            plt.show(fig)
+            _show(show_images(model.decode_mean(z).cpu(), ncols=1, size=2.5))
 
     for s in sliders:
         s.observe(redraw, names="value")
@@ -79,7 +87,7 @@ def value_explorer(results, draw, description="value", static=False):
     def redraw(_=None):
         with out:
             out.clear_output(wait=True)
-            plt.show(draw(slider.value, results[slider.value]))
+            _show(draw(slider.value, results[slider.value]))
 
     slider.observe(redraw, names="value")
     redraw()

@@ -1,0 +1,89 @@
+"""Data loaders (offline), the IDX reader and the checksummed download, tested on files we write."""
+
+import gzip
+import hashlib
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import vaecourse as vc
+
+
+@pytest.mark.parametrize(
+    "loader,d,n_train,n_test", [(vc.load_digits, 64, 1438, 359), (vc.load_mnist, 784, 4000, 1000)]
+)
+def test_loaders_give_a_fixed_stratified_split(loader, d, n_train, n_test):
+    a, b = loader(), loader()
+    assert a.x_train.shape == (n_train, d) and a.x_test.shape == (n_test, d)
+    assert a.x_train.dtype == torch.float32 and a.y_train.dtype == torch.int64
+    assert 0 <= a.x_train.min() and a.x_train.max() == 1
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)  # fixed split
+    counts = torch.bincount(a.y_test, minlength=10).float()
+    assert counts.max() - counts.min() <= 2  # stratified: every digit in the test set
+    # no test image appears in the training set
+    train_rows = {tuple(r) for r in a.x_train.numpy().round(4)}
+    assert sum(tuple(r) in train_rows for r in a.x_test.numpy().round(4)) <= 2
+
+
+def test_binarized_loader_and_binarize():
+    s = vc.load_digits(binarized=True)
+    assert set(s.x_train.unique().tolist()) == {0.0, 1.0}
+    x = torch.full((20000,), 0.3)
+    b = vc.binarize(x, seed=1)
+    assert abs(b.mean().item() - 0.3) < 0.02 and torch.equal(b, vc.binarize(x, seed=1))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        vc.binarize(torch.tensor([1.5]))
+
+
+def _write_idx(path, array, code):
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    dtype = {0x08: ">u1", 0x0D: ">f4"}[code]
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(dtype).tobytes())
+
+
+def test_read_idx_roundtrip(tmp_path):
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a.gz", arr, 0x08)
+    np.testing.assert_array_equal(vc.read_idx(tmp_path / "a.gz"), arr)
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        vc.read_idx(tmp_path / "bad")
+
+
+def _fake_mnist(src):
+    rng = np.random.RandomState(0)
+    files = {}
+    for prefix, n in (("train", 6), ("t10k", 3)):
+        _write_idx(src / f"{prefix}-images-idx3-ubyte.gz", rng.randint(0, 256, (n, 28, 28)), 0x08)
+        _write_idx(src / f"{prefix}-labels-idx1-ubyte.gz", rng.randint(0, 10, (n,)), 0x08)
+    for p in src.iterdir():
+        files[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return files
+
+
+def test_download_mnist_offline_with_checksums(tmp_path):
+    src, root = tmp_path / "mirror", tmp_path / "data"
+    src.mkdir()
+    files = _fake_mnist(src)
+    assert set(files) == set(vc.MNIST_FILES)  # same four file names as the real set
+    split = vc.download_mnist(root, base_url=src.as_uri(), files=files, progress=False)
+    assert split.x_train.shape == (6, 784) and split.x_test.shape == (3, 784)
+    assert split.x_train.max() <= 1 and split.y_train.dtype == torch.int64
+    # a second call uses the cached files (the mirror may disappear)
+    for p in src.iterdir():
+        p.unlink()
+    again = vc.download_mnist(root, base_url=src.as_uri(), files=files, progress=False)
+    assert torch.equal(again.x_train, split.x_train)
+
+
+def test_download_mnist_rejects_a_corrupt_file(tmp_path):
+    src, root = tmp_path / "mirror", tmp_path / "data"
+    src.mkdir()
+    files = _fake_mnist(src)
+    files["t10k-labels-idx1-ubyte.gz"] = "0" * 64
+    with pytest.raises(ValueError, match="checksum mismatch for t10k-labels"):
+        vc.download_mnist(root, base_url=src.as_uri(), files=files, progress=False)
+    assert not (root / "t10k-labels-idx1-ubyte.gz").exists()  # removed, so a retry downloads again

@@ -1,0 +1,66 @@
+"""Device choice in one place, seeding, and the flat public API."""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import vaecourse as vc
+
+
+def test_get_device_prefers_argument_then_env(monkeypatch):
+    monkeypatch.delenv("VAECOURSE_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else None
+    if expected:
+        assert vc.get_device().type == "cuda"
+    else:
+        assert vc.get_device().type in ("cpu", "mps")
+    monkeypatch.setenv("VAECOURSE_DEVICE", "cpu")
+    assert vc.get_device() == torch.device("cpu")
+    assert vc.get_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("VAECOURSE_DEVICE", "tpu9")
+    with pytest.raises(ValueError, match="not a device name"):
+        vc.get_device()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when CUDA is absent")
+def test_asking_for_missing_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        vc.get_device("cuda")
+
+
+def test_set_seed_makes_torch_and_numpy_reproducible():
+    import numpy as np
+
+    vc.set_seed(123)
+    a = (torch.randn(3), np.random.rand(3))
+    vc.set_seed(123)
+    b = (torch.randn(3), np.random.rand(3))
+    assert torch.equal(a[0], b[0]) and (a[1] == b[1]).all()
+    with pytest.raises(ValueError, match="seed must be an int"):
+        vc.set_seed(1.5)
+
+
+def test_public_api_is_flat_and_complete():
+    for name in vc.__all__:
+        assert getattr(vc, name) is not None, name
+    for name in ("gaussian_kl", "reparameterize", "iwae_bound", "VAE", "LinearGaussianVAE", "train",
+                 "active_units", "load_mnist", "load_digits", "plot_samples", "latent_explorer"):
+        assert name in vc.__all__
+
+
+def test_import_does_not_load_matplotlib_or_ipywidgets():
+    code = "import sys, vaecourse; print('matplotlib' in sys.modules, 'ipywidgets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_modules_open_with_a_docstring_and_stay_small():
+    import pathlib
+
+    for path in pathlib.Path(vc.__file__).parent.glob("*.py"):
+        mod = importlib.import_module(f"vaecourse.{path.stem}") if path.stem != "__init__" else vc
+        assert mod.__doc__ and len(mod.__doc__.strip()) > 20, path.name
+        assert len(path.read_text().splitlines()) <= 330, path.name

@@ -1,0 +1,186 @@
+"""VAE and LinearGaussianVAE: shapes, the ELBO gap identity, IWAE against the exact log-likelihood."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import MultivariateNormal, Normal, kl_divergence
+
+import vaecourse as vc
+
+
+@pytest.fixture
+def lg():
+    """A small exact model (D=6, Z=2) with a deliberately imperfect encoder, and data from it."""
+    vc.set_seed(0)
+    model = vc.LinearGaussianVAE(6, 2, obs_var=0.5).double().set_optimal_encoder()
+    with torch.no_grad():  # perturb the best diagonal encoder: a visible gap, a usable proposal
+        model.enc.weight.add_(0.1 * torch.randn_like(model.enc.weight))
+        model.enc_logvar.add_(0.5)
+    _, x = model.ancestral_sample(64)
+    return model, x
+
+
+def test_log_marginal_matches_numerical_integration():
+    vc.set_seed(1)
+    model = vc.LinearGaussianVAE(3, 1, obs_var=0.7).double()
+    _, x = model.ancestral_sample(4)
+    z = torch.linspace(-12, 12, 20001, dtype=torch.float64).reshape(-1, 1, 1)  # (G, 1, Z)
+    log_joint = model.log_px_z(x, z) + Normal(0.0, 1.0).log_prob(z).sum(-1)  # (G, B)
+    dz = (z[1] - z[0]).item()
+    log_px = torch.logsumexp(log_joint, 0) + math.log(dz)
+    torch.testing.assert_close(model.log_marginal(x), log_px, rtol=0, atol=1e-6)
+    # the posterior mean and variance agree with the grid posterior too
+    post = torch.softmax(log_joint, 0)  # (G, B)
+    grid_mean = (post * z[:, :, 0]).sum(0)
+    grid_var = (post * z[:, :, 0] ** 2).sum(0) - grid_mean**2
+    mean, cov = model.posterior(x)
+    torch.testing.assert_close(mean[:, 0], grid_mean, rtol=0, atol=1e-6)
+    torch.testing.assert_close(cov[0, 0].expand(4), grid_var, rtol=0, atol=1e-6)
+
+
+def test_elbo_gap_is_exactly_kl_to_posterior(lg):
+    model, x = lg
+    gap = model.log_marginal(x) - model.exact_elbo(x)
+    kl = model.kl_to_posterior(x)
+    torch.testing.assert_close(gap, kl, rtol=0, atol=1e-7)
+    assert torch.all(kl > 0.01)  # the encoder is not the posterior: the gap is real
+    # kl_to_posterior against torch.distributions
+    mean, cov = model.posterior(x)
+    mu, logvar = model.encode(x)
+    q = MultivariateNormal(mu, covariance_matrix=torch.diag_embed(logvar.exp()))
+    p = MultivariateNormal(mean, covariance_matrix=cov.expand(len(x), 2, 2))
+    torch.testing.assert_close(kl, kl_divergence(q, p), rtol=1e-8, atol=1e-9)
+
+
+def test_monte_carlo_elbo_is_unbiased_for_exact_elbo(lg):
+    model, x = lg
+    vc.set_seed(2)
+    with torch.no_grad():
+        draws = torch.stack([model.elbo(x) for _ in range(4000)])  # (S, B)
+    stderr = draws.std(0) / math.sqrt(draws.shape[0])
+    z = (draws.mean(0) - model.exact_elbo(x).detach()) / stderr
+    assert z.abs().max() < 4.5, z  # 64 examples: |z| > 4.5 has probability < 1e-3 if unbiased
+    assert abs(z.mean()) < 4.5 / 8
+
+
+def test_iwae_k1_equals_single_sample_elbo_on_the_same_sample(lg):
+    model, x = lg
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        torch.manual_seed(3)
+        bound = model.iwae_bound(x, 1)
+        torch.manual_seed(3)
+        z = vc.reparameterize(mu, logvar, k=1)[0]  # the same draw
+        single = model.log_px_z(x, z) + vc.log_standard_normal(z) - vc.log_normal(z, mu, logvar)
+    torch.testing.assert_close(bound, single)
+    assert vc.iwae_bound(single[None]).equal(single)
+
+
+def test_iwae_increases_with_k_and_approaches_log_marginal(lg):
+    model, x = lg
+    exact = model.log_marginal(x).detach()
+    vc.set_seed(4)
+    with torch.no_grad():
+        means = [torch.stack([model.iwae_bound(x, k) for _ in range(40)]).mean() for k in (1, 5, 50, 500)]
+        ll = model.log_likelihood(x, k=5000, chunk=700)
+    gaps = [exact.mean() - m for m in means]
+    assert all(a > b for a, b in zip(gaps, gaps[1:])), gaps  # tighter with K on average
+    assert gaps[0] > 0.05  # the ELBO is not already tight: this test can fail
+    assert gaps[-1] > -0.01  # a lower bound on average
+    # K = 5000 lands within 0.05 nats of the truth on average (single points can be worse: the
+    # perturbed proposal has heavy weights for a few x)
+    assert abs((ll - exact).mean()) < 0.05 and (ll - exact).abs().median() < 0.05
+
+
+def test_log_likelihood_does_not_depend_on_chunk_size(lg):
+    model, x = lg
+    model.set_optimal_encoder()  # a good proposal: the estimate's Monte Carlo error is small
+    vc.set_seed(5)
+    a = model.log_likelihood(x, k=3000, chunk=3000)
+    b = model.log_likelihood(x, k=3000, chunk=7, batch_size=5)
+    torch.testing.assert_close(a, b, rtol=0, atol=0.03)
+    assert a.shape == (64,)
+
+
+def test_vae_shapes_and_bounds():
+    vc.set_seed(0)
+    model = vc.VAE(64, 3, hidden=(32, 16))
+    x = torch.rand(10, 64)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (10, 3)
+    assert model.decode(torch.zeros(7, 10, 3)).shape == (7, 10, 64)
+    assert model.elbo(x).shape == model.iwae_bound(x, 4).shape == (10,)
+    assert model.log_weights(x, 6).shape == (6, 10)
+    assert model.sample(5).shape == (5, 64) and model.sample(5).min() >= 0
+    z, xs = model.ancestral_sample(4)
+    assert z.shape == (4, 3) and set(xs.unique().tolist()) <= {0.0, 1.0}
+    assert model.reconstruct(x).shape == (10, 64)
+    with torch.no_grad():
+        elbo = torch.stack([model.elbo(x) for _ in range(200)]).mean(0)
+        iw = torch.stack([model.iwae_bound(x, 50) for _ in range(20)]).mean(0)
+        ll = model.log_likelihood(x, k=2000, chunk=500)
+    assert torch.all(iw > elbo) and torch.all((ll - iw).abs() < 1.0)
+
+
+def test_beta_and_free_bits_change_only_the_kl_weighting():
+    vc.set_seed(0)
+    model = vc.VAE(16, 4, hidden=(8,))
+    x = torch.rand(5, 16)
+    torch.manual_seed(0)
+    e1 = model.elbo(x)
+    torch.manual_seed(0)
+    e0 = model.elbo(x, beta=0.0)
+    mu, logvar = model.encode(x)
+    torch.testing.assert_close(e0 - e1, vc.gaussian_kl(mu, logvar))
+    torch.manual_seed(0)
+    big_floor = model.elbo(x, free_bits=100.0)  # every dimension under the floor: KL = 4 * 100
+    torch.testing.assert_close(e0 - big_floor, torch.full((5,), 400.0))
+
+
+def test_gaussian_decoder_and_conditional_vae():
+    vc.set_seed(0)
+    g = vc.VAE(8, 2, hidden=(16,), likelihood="gaussian", obs_logvar=math.log(0.1))
+    x = torch.randn(4, 8)
+    assert g.elbo(x).shape == (4,) and not g.obs_logvar.requires_grad
+    learned = vc.VAE(8, 2, likelihood="gaussian")
+    assert learned.obs_logvar.requires_grad
+    c = vc.VAE(16, 2, hidden=(8,), cond_dim=3)
+    y = torch.eye(3)[[0, 2]]
+    xb = torch.rand(2, 16)
+    assert c.elbo(xb, y=y).shape == (2,) and c.iwae_bound(xb, 5, y=y).shape == (2,)
+    assert c.sample(2, y=y).shape == (2, 16)
+    with pytest.raises(ValueError, match="conditional model: pass y"):
+        c.elbo(xb)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"x_dim": 0, "z_dim": 2}, "x_dim must be an integer >= 1"),
+        ({"x_dim": 4, "z_dim": 2.5}, "z_dim must be an integer"),
+        ({"x_dim": 4, "z_dim": 2, "likelihood": "poisson"}, "likelihood must be"),
+        ({"x_dim": 4, "z_dim": 2, "activation": "swish"}, "activation must be one of"),
+    ],
+)
+def test_vae_constructor_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        vc.VAE(**kwargs)
+
+
+def test_model_input_errors():
+    model = vc.VAE(8, 2, hidden=(4,))
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 8\)"):
+        model.elbo(torch.rand(3, 7))
+    with pytest.raises(ValueError, match="floating dtype"):
+        model.elbo(torch.ones(3, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        model.iwae_bound(torch.rand(3, 8), 0)
+    with pytest.raises(ValueError, match="chunk must be an integer >= 1"):
+        model.log_likelihood(torch.rand(3, 8), k=10, chunk=0)
+    with pytest.raises(ValueError, match="obs_var must be a positive"):
+        vc.LinearGaussianVAE(3, 1, obs_var=-1.0)
+    with pytest.raises(ValueError, match="obs_var must be a positive"):
+        vc.LinearGaussianVAE(3, 1, obs_var=float("nan"))
+    with pytest.raises(ValueError, match=r"W must have shape \(3, 1\)"):
+        vc.LinearGaussianVAE(3, 1, W=torch.zeros(3, 2))

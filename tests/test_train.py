@@ -1,0 +1,139 @@
+"""vc.train, KL schedules, active units: training works, bad input is refused, GPU runs when present."""
+
+import math
+
+import pytest
+import torch
+
+import vaecourse as vc
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return vc.load_digits()
+
+
+def test_five_epochs_on_digits_lower_the_loss(digits):
+    vc.set_seed(0)
+    model = vc.VAE(64, 8, hidden=(128,))
+    with torch.no_grad():
+        before = -model.elbo(digits.x_test).mean().item()
+    hist = vc.train(model, digits.x_train, epochs=5, batch_size=64, progress=False, device="cpu")
+    assert hist["epoch"] == [1, 2, 3, 4, 5]
+    assert hist["loss"][-1] < hist["loss"][0] - 5
+    for a, b, c in zip(hist["loss"], hist["recon"], hist["kl"]):
+        assert a == pytest.approx(-(b - c), rel=1e-4)  # loss = -(recon - KL) with beta = 1
+    with torch.no_grad():
+        after = -model.elbo(digits.x_test).mean().item()
+    assert after < before - 5  # it generalises, not only the running training loss
+    assert not model.training
+
+
+def test_iwae_objective_and_k_samples(digits):
+    vc.set_seed(0)
+    model = vc.VAE(64, 4, hidden=(32,))
+    hist = vc.train(model, digits.x_train[:256], epochs=2, objective="iwae", k=5, progress=False)
+    assert len(hist["loss"]) == 2 and all(math.isfinite(v) for v in hist["loss"])
+    hist = vc.train(model, digits.x_train[:256], epochs=1, objective="elbo", k=3, progress=False)
+    assert math.isfinite(hist["loss"][0])
+
+
+def test_schedules_and_free_bits_are_applied(digits):
+    vc.set_seed(0)
+    model = vc.VAE(64, 4, hidden=(32,))
+    n = 256
+    steps_per_epoch = math.ceil(n / 64)
+    hist = vc.train(
+        model, digits.x_train[:n], epochs=3, batch_size=64, kl_schedule=vc.LinearSchedule(3 * steps_per_epoch),
+        beta=0.5, progress=False,
+    )
+    # the weight at the last step of epoch e is 0.5 * (e * steps - 1) / (3 * steps)
+    expected = [0.5 * (e * steps_per_epoch - 1) / (3 * steps_per_epoch) for e in (1, 2, 3)]
+    assert hist["beta"] == pytest.approx(expected)
+    hist = vc.train(model, digits.x_train[:n], epochs=1, free_bits=0.5, progress=False)
+    assert hist["loss"][0] > 0
+
+
+def test_schedules_values():
+    lin = vc.LinearSchedule(10)
+    assert [lin(s) for s in (0, 5, 10, 50)] == [0.0, 0.5, 1.0, 1.0]
+    sig = vc.SigmoidSchedule(midpoint=100, width=10)
+    assert sig(100) == pytest.approx(0.5) and sig(0) < 1e-4 and sig(200) > 1 - 1e-4
+    cyc = vc.CyclicalSchedule(period=10, ramp=0.5)
+    assert [cyc(s) for s in (0, 2, 5, 9, 10, 12)] == pytest.approx([0, 0.4, 1, 1, 0, 0.4])
+    with pytest.raises(ValueError, match="warmup"):
+        vc.LinearSchedule(0)
+    with pytest.raises(ValueError, match="ramp"):
+        vc.CyclicalSchedule(10, ramp=0)
+
+
+@pytest.mark.parametrize(
+    "data,kwargs,match",
+    [
+        (torch.full((10, 64), float("nan")), {}, "data contains NaN or infinite"),
+        (torch.tensor([[float("inf")] + [0.0] * 63]), {}, "data contains NaN or infinite"),
+        (torch.full((10, 64), 2.0), {}, r"data must lie in \[0, 1\]"),
+        (torch.rand(10, 63), {}, r"data must have shape \(N, 64\)"),
+        (torch.ones(10, 64, dtype=torch.int64), {}, "data must have a floating dtype"),
+        (torch.rand(10, 64), {"k": 0}, "k must be an integer >= 1"),
+        (torch.rand(10, 64), {"epochs": 0}, "epochs must be an integer >= 1"),
+        (torch.rand(10, 64), {"batch_size": 0}, "batch_size must be an integer >= 1"),
+        (torch.rand(10, 64), {"objective": "elbo2"}, "objective must be"),
+        (torch.rand(10, 64), {"beta": -1.0}, "beta must be a finite number"),
+        (torch.rand(10, 64), {"lr": float("nan")}, "lr must be a finite number"),
+        (torch.rand(10, 64), {"objective": "iwae", "free_bits": 1.0}, "apply to objective='elbo' only"),
+        (torch.rand(10, 64), {"kl_schedule": 3}, "kl_schedule must be a callable"),
+    ],
+)
+def test_train_refuses_bad_input(data, kwargs, match):
+    model = vc.VAE(64, 2, hidden=(8,))
+    kwargs.setdefault("epochs", 1)
+    with pytest.raises(ValueError, match=match):
+        vc.train(model, data, progress=False, **kwargs)
+
+
+def test_conditional_training_needs_labels(digits):
+    model = vc.VAE(64, 2, hidden=(16,), cond_dim=10)
+    y = torch.nn.functional.one_hot(digits.y_train[:128], 10)
+    hist = vc.train(model, (digits.x_train[:128], y), epochs=1, progress=False)
+    assert math.isfinite(hist["loss"][0])
+    with pytest.raises(ValueError, match="conditional model needs data"):
+        vc.train(model, digits.x_train[:128], epochs=1, progress=False)
+
+
+def test_active_units_counts_dimensions_that_carry_information():
+    vc.set_seed(0)
+    model = vc.VAE(10, 4, hidden=())  # encoder is one linear layer: mu = W x + b
+    with torch.no_grad():
+        w = model.encoder[0].weight  # (2Z, D)
+        w.zero_()
+        w[0, 0] = 1.0  # mu_1 follows pixel 0
+        w[2, 1] = 0.05  # mu_3 varies a little (variance 0.05^2 * Var(x) < 0.01)
+    x = torch.rand(500, 10)
+    act = vc.latent_activity(model, x)
+    assert act.shape == (4,)
+    torch.testing.assert_close(act[0], x[:, 0].var(), rtol=1e-5, atol=1e-7)
+    assert act[1] == 0 and act[3] == 0
+    assert vc.active_units(model, x) == 1
+    assert vc.active_units(model, x, threshold=1e-5) == 2
+
+
+def test_get_device_is_used_and_env_var_wins(monkeypatch, digits):
+    monkeypatch.setenv("VAECOURSE_DEVICE", "cpu")
+    model = vc.VAE(64, 2, hidden=(8,))
+    vc.train(model, digits.x_train[:64], epochs=1, progress=False)
+    assert next(model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_and_evaluation_on_gpu(digits):
+    vc.set_seed(0)
+    model = vc.VAE(64, 8, hidden=(128,))
+    hist = vc.train(model, digits.x_train, epochs=5, device="cuda", progress=False)
+    assert next(model.parameters()).is_cuda
+    assert hist["loss"][-1] < hist["loss"][0]
+    x = digits.x_test[:50].cuda()
+    ll = model.log_likelihood(x, k=500, chunk=100)
+    assert ll.is_cuda and ll.shape == (50,) and torch.isfinite(ll).all()
+    assert torch.all(model.iwae_bound(x, 50) <= ll + 1.0)
