@@ -46,8 +46,19 @@ def test_set_seed_makes_torch_and_numpy_reproducible():
 def test_public_api_is_flat_and_complete():
     for name in vc.__all__:
         assert getattr(vc, name) is not None, name
-    for name in ("gaussian_kl", "reparameterize", "iwae_bound", "VAE", "LinearGaussianVAE", "train",
-                 "active_units", "load_mnist", "load_digits", "plot_samples", "latent_explorer"):
+    for name in (
+        "gaussian_kl",
+        "reparameterize",
+        "iwae_bound",
+        "VAE",
+        "LinearGaussianVAE",
+        "train",
+        "active_units",
+        "load_mnist",
+        "load_digits",
+        "plot_samples",
+        "latent_explorer",
+    ):
         assert name in vc.__all__
 
 

@@ -44,8 +44,13 @@ def test_schedules_and_free_bits_are_applied(digits):
     n = 256
     steps_per_epoch = math.ceil(n / 64)
     hist = vc.train(
-        model, digits.x_train[:n], epochs=3, batch_size=64, kl_schedule=vc.LinearSchedule(3 * steps_per_epoch),
-        beta=0.5, progress=False,
+        model,
+        digits.x_train[:n],
+        epochs=3,
+        batch_size=64,
+        kl_schedule=vc.LinearSchedule(3 * steps_per_epoch),
+        beta=0.5,
+        progress=False,
     )
     # the weight at the last step of epoch e is 0.5 * (e * steps - 1) / (3 * steps)
     expected = [0.5 * (e * steps_per_epoch - 1) / (3 * steps_per_epoch) for e in (1, 2, 3)]

@@ -1,0 +1,257 @@
+"""Benchmark: ``vc.train`` against the canonical PyTorch VAE loop, plus log-likelihood evaluation cost.
+
+    python -m vaecourse.bench              # full run (a few minutes on a 2-core CPU)
+    python -m vaecourse.bench --quick      # seconds; what the test suite runs
+
+The canonical loop is the pattern of pytorch/examples ``vae/main.py``: a 784-400-20-400-784 MLP with
+separate ``fc21``/``fc22`` heads, ``sigmoid`` then ``binary_cross_entropy`` summed over the batch,
+the closed-form KL, Adam(1e-3), batch 128, a ``DataLoader`` over a ``TensorDataset`` with shuffling,
+and ``loss.item()`` every step. ``vc.train`` trains the same architecture (``vc.VAE(784, 20,
+hidden=(400,))``) from the same initial weights on the same data (MNIST-5k train split). Runs are
+interleaved (canonical, ours, canonical, ours, ...) so that machine noise hits both alike.
+"""
+
+import argparse
+import platform
+import statistics
+import threading
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from .data import load_mnist
+from .device import get_device, set_seed
+from .models import VAE
+from .train import train
+
+__all__ = ["CanonicalVAE", "canonical_train", "run_benchmark"]
+
+
+class CanonicalVAE(nn.Module):
+    """The VAE of pytorch/examples, written out as there (sigmoid output, separate heads)."""
+
+    def __init__(self, x_dim=784, hidden=400, z_dim=20):
+        super().__init__()
+        self.fc1 = nn.Linear(x_dim, hidden)
+        self.fc21 = nn.Linear(hidden, z_dim)
+        self.fc22 = nn.Linear(hidden, z_dim)
+        self.fc3 = nn.Linear(z_dim, hidden)
+        self.fc4 = nn.Linear(hidden, x_dim)
+
+    def forward(self, x):
+        h1 = F.relu(self.fc1(x))
+        mu, logvar = self.fc21(h1), self.fc22(h1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+    def load_from(self, vae):
+        """Copy the weights of a ``vc.VAE(784, z, hidden=(h,))`` so both start identical."""
+        enc, dec = vae.encoder, vae.decoder
+        z = vae.z_dim
+        with torch.no_grad():
+            self.fc1.load_state_dict(enc[0].state_dict())
+            self.fc21.weight.copy_(enc[2].weight[:z]), self.fc21.bias.copy_(enc[2].bias[:z])
+            self.fc22.weight.copy_(enc[2].weight[z:]), self.fc22.bias.copy_(enc[2].bias[z:])
+            self.fc3.load_state_dict(dec[0].state_dict())
+            self.fc4.load_state_dict(dec[2].state_dict())
+        return self
+
+
+def canonical_train(model, x, epochs, batch_size=128, lr=1e-3, device=None):
+    """The pytorch/examples training loop; returns (mean loss per example of the last epoch, seconds)."""
+    device = get_device(device)
+    model.to(device).train()
+    loader = DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        train_loss = 0.0
+        for (data,) in loader:
+            data = data.to(device)
+            optimizer.zero_grad()
+            recon, mu, logvar = model(data)
+            bce = F.binary_cross_entropy(recon, data, reduction="sum")
+            kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+            loss = bce + kld
+            loss.backward()
+            train_loss += loss.item()
+            optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return train_loss / len(x), time.perf_counter() - t0
+
+
+class _PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 2 ms), in MiB."""
+
+    def __enter__(self):
+        import psutil
+
+        self._proc, self._stop = psutil.Process(), False
+        self.start = self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop:
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self._stop = True
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+        self.mib = (self.peak - self.start) / 2**20
+
+
+def _peak_memory(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return None
+
+
+def run_benchmark(epochs=10, reps=3, device=None, ll_k=5000, ll_n=1000, chunks=(100, 1000), quick=False):
+    """Run the comparison and the log-likelihood timing; return a dict of results."""
+    device = get_device(device)
+    data = load_mnist()
+    x, x_test = data.x_train, data.x_test[:ll_n]
+    n = x.shape[0]
+    rows = []
+    for rep in range(reps):
+        set_seed(rep)
+        ours = VAE(784, 20, hidden=(400,))
+        canon = CanonicalVAE().load_from(ours)
+        order = ("canonical", "vc.train") if rep % 2 == 0 else ("vc.train", "canonical")
+        for name in order:
+            set_seed(1000 + rep)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            if name == "canonical":
+                loss, sec = canonical_train(canon, x, epochs, device=device)
+            else:
+                t0 = time.perf_counter()
+                hist = train(ours, x, epochs=epochs, device=device, progress=False)
+                sec, loss = time.perf_counter() - t0, hist["loss"][-1]
+            rows.append(
+                {
+                    "rep": rep,
+                    "loop": name,
+                    "loss": loss,
+                    "seconds": sec,
+                    "samples_per_s": n * epochs / sec,
+                    "peak_mib": _peak_memory(device),
+                }
+            )
+    ll = []
+    for chunk in chunks:
+        set_seed(7)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.synchronize()
+        with _PeakRSS() as mem:
+            t0 = time.perf_counter()
+            est = ours.log_likelihood(x_test.to(device), k=ll_k, chunk=chunk)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            sec = time.perf_counter() - t0
+        peak = _peak_memory(device) if device.type == "cuda" else mem.mib
+        ll.append(
+            {
+                "chunk": chunk,
+                "k": ll_k,
+                "n": len(x_test),
+                "seconds": sec,
+                "peak_mib": peak,
+                "mean_log_likelihood": est.mean().item(),
+                "estimates": est.cpu(),
+            }
+        )
+    return {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "epochs": epochs,
+        "reps": reps,
+        "n_train": n,
+        "rows": rows,
+        "log_likelihood": ll,
+        "quick": quick,
+        "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
+        "torch": torch.__version__,
+    }
+
+
+def summarize(res):
+    """Median samples/s per loop, the speed-up ratio and final losses."""
+    by = {}
+    for r in res["rows"]:
+        by.setdefault(r["loop"], []).append(r)
+    out = {}
+    for name, rs in by.items():
+        out[name] = {
+            "samples_per_s": statistics.median(r["samples_per_s"] for r in rs),
+            "loss": statistics.mean(r["loss"] for r in rs),
+            "peak_mib": rs[0]["peak_mib"],
+        }
+    out["ratio"] = out["vc.train"]["samples_per_s"] / out["canonical"]["samples_per_s"]
+    return out
+
+
+def format_table(res):
+    s = summarize(res)
+    lines = [
+        f"device: {res['device']} ({res['threads']} threads), torch {res['torch']}, {res['machine']}",
+        f"training: MNIST-5k train split ({res['n_train']} images), {res['epochs']} epochs, batch 128, "
+        f"Adam 1e-3, median of {res['reps']} interleaved repetitions",
+        "",
+        "| loop | samples/s | ratio | final train loss (nats) | peak GPU MiB |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("canonical", "vc.train"):
+        r = s[name]
+        ratio = 1.0 if name == "canonical" else s["ratio"]
+        peak = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
+        lines.append(f"| {name} | {r['samples_per_s']:,.0f} | {ratio:.2f}x | {r['loss']:.2f} | {peak} |")
+    ll = res["log_likelihood"]
+    lines += [
+        "",
+        f"log-likelihood, K = {ll[0]['k']}, {ll[0]['n']} test images:",
+        "",
+        "| chunk | seconds | peak extra memory (MiB) | mean log p(x) |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for r in ll:
+        lines.append(
+            f"| {r['chunk']} | {r['seconds']:.1f} | {r['peak_mib']:.0f} | {r['mean_log_likelihood']:.2f} |"
+        )
+    if len(ll) > 1:
+        diff = (ll[0]["estimates"] - ll[1]["estimates"]).abs()
+        lines.append(
+            f"\nchunk sizes agree: max |difference| per image {diff.max():.3f} nats, "
+            f"mean {diff.mean():.4f} (Monte Carlo error)"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: vc.get_device())")
+    p.add_argument("--ll-k", type=int, default=5000)
+    p.add_argument("--ll-n", type=int, default=1000)
+    p.add_argument("--quick", action="store_true", help="tiny settings for a smoke test")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.epochs, args.reps, args.ll_k, args.ll_n = 1, 2, 200, 100
+    chunks = (50, 200) if args.quick else (100, 1000)
+    res = run_benchmark(args.epochs, args.reps, args.device, args.ll_k, args.ll_n, chunks, args.quick)
+    print(format_table(res))
+    return res
+
+
+if __name__ == "__main__":
+    main()
