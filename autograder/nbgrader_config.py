@@ -1,0 +1,110 @@
+# nbgrader configuration of the vaecourse course directory. Run every nbgrader command from this
+# folder (nbgrader reads nbgrader_config.py from the working directory), e.g.
+#     cd autograder && nbgrader generate_assignment ex3_gaussian_kl --force
+#
+# Layout (relative to this folder):
+#     ../solutions/<assignment>/<assignment>.ipynb       source notebooks, solutions and hidden tests
+#     ../book/exercises/<assignment>/<assignment>.ipynb  student versions (committed, shown in the book)
+#     submitted/ autograded/ feedback/ gradebook.db      created at grading time (git-ignored)
+#     exchange/                                          default local exchange (git-ignored)
+# Any of these can be overridden on the command line, e.g. --Exchange.root=/srv/nbgrader/exchange.
+import os
+import sys
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ClearOutput,
+    ClearSolutions,
+    ComputeChecksums,
+    DeduplicateIds,
+    GetGrades,
+    IgnorePattern,
+    IncludeHeaderFooter,
+    InstantiateTests,
+    LimitOutput,
+    LockCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+    SaveCells,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))  # traitlets defines __file__ while running this file
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from vaecourse_grader import (  # noqa: E402
+    FeedbackSanitizer,
+    ResilientExecute,
+    RestoreMissingCells,
+    SanitizeSubmission,
+    TagExpectedErrors,
+)
+
+c = get_config()  # noqa: F821 (provided by traitlets)
+
+# ---------------------------------------------------------------- course directory
+c.CourseDirectory.root = HERE
+c.CourseDirectory.course_id = "vaecourse"
+c.CourseDirectory.source_directory = "../solutions"
+c.CourseDirectory.release_directory = "../book/exercises"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(HERE, "gradebook.db")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".nbgrader.log"]
+
+c.Exchange.root = os.path.join(HERE, "exchange")  # a shared path on a real server
+c.Exchange.path_includes_course = False
+
+# ---------------------------------------------------------------- generate_assignment
+# nbgrader's default pipeline, then nbval's raises-exception tag on cells meant to fail unanswered.
+c.GenerateAssignment.preprocessors = [
+    IncludeHeaderFooter,
+    InstantiateTests,
+    LockCells,
+    ClearSolutions,
+    ClearOutput,
+    CheckCellMetadata,
+    ComputeChecksums,
+    SaveCells,
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ComputeChecksums,
+    CheckCellMetadata,
+    TagExpectedErrors,
+]
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# ---------------------------------------------------------------- autograde
+# Bounded: a cell gets Execute.timeout seconds; after ResilientExecute.max_timeouts timed-out cells,
+# or a dead kernel, the rest of that notebook is not run (and scores 0) and grading moves on.
+c.Execute.timeout = 60
+c.Execute.interrupt_on_timeout = True
+c.Execute.startup_timeout = 120
+c.ResilientExecute.max_timeouts = 2
+c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back, then fails or passes
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput,
+    SanitizeSubmission,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    RestoreMissingCells,
+    CheckCellMetadata,
+]
+c.Autograde.autograde_preprocessors = [
+    ResilientExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
+# ---------------------------------------------------------------- feedback
+# Students see which test cells failed and the assertion message, never the hidden tests.
+c.GenerateFeedback.preprocessors = [GetGrades, FeedbackSanitizer, CSSHTMLHeaderPreprocessor]

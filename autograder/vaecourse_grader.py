@@ -1,0 +1,201 @@
+"""nbgrader preprocessors that make the vaecourse autograder hard to break.
+
+``nbgrader_config.py`` (next to this file) puts them into nbgrader's pipelines:
+
+    TagExpectedErrors    generate_assignment: tag the cells of a *release* notebook that are meant to
+                         fail while unanswered with nbval's ``raises-exception`` (test cells, answer
+                         cells that ``raise NotImplementedError``), so ``pytest --nbval book/`` runs them.
+    SanitizeSubmission   autograde: rebuild every cell's nbgrader metadata from the gradebook, so an
+                         edited, re-typed or unknown-id cell can neither crash grading nor change points.
+    RestoreMissingCells  autograde: OverwriteCells with a safe re-insertion of deleted test cells
+                         (nbgrader's own version raises KeyError when the cells around them are gone too).
+    ResilientExecute     autograde: a kernel that dies (``os._exit``) or stops answering (an infinite loop
+                         that swallows KeyboardInterrupt) fails the cell it was in and the cells after it,
+                         instead of failing the whole submission; time per notebook stays bounded.
+    FeedbackSanitizer    generate_feedback: remove hidden tests from test cells and shorten their error
+                         tracebacks to ``Name: message`` (a traceback quotes the lines around the failure).
+
+Every class derives from ``NbGraderPreprocessor``: plain nbconvert preprocessors are registered
+*disabled* by nbgrader's exporters and would silently do nothing.
+"""
+
+import nbformat
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+from nbgrader import utils
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor, OverwriteCells
+from traitlets import Integer, Unicode
+
+__all__ = [
+    "TagExpectedErrors",
+    "SanitizeSubmission",
+    "RestoreMissingCells",
+    "ResilientExecute",
+    "FeedbackSanitizer",
+]
+
+RAISES = "raises-exception"
+
+
+def _nbgrader(cell):
+    md = cell.get("metadata", {}).get("nbgrader")
+    return md if isinstance(md, dict) else {}
+
+
+def _error_output(ename, evalue):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+class TagExpectedErrors(NbGraderPreprocessor):
+    """Add nbval's ``raises-exception`` tag to cells expected to error in a blank release notebook."""
+
+    def preprocess_cell(self, cell, resources, index):
+        md = _nbgrader(cell)
+        is_test = md.get("grade") and not md.get("solution")
+        is_stub = md.get("solution") and "raise NotImplementedError" in cell.source
+        if cell.cell_type == "code" and (is_test or is_stub):
+            tags = list(cell.metadata.get("tags", []))
+            if RAISES not in tags:
+                cell.metadata["tags"] = tags + [RAISES]
+        return cell, resources
+
+
+class SanitizeSubmission(NbGraderPreprocessor):
+    """Replace the nbgrader metadata of submitted cells by what the gradebook says it must be.
+
+    A cell whose ``grade_id`` the gradebook does not know (or that has no usable id) becomes a
+    plain cell; a known cell gets its type, lock, points and flags back. Runs before DeduplicateIds
+    and OverwriteCells, which assume well-formed metadata.
+    """
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            notebook = gb.find_notebook(info["notebook"], info["assignment"])
+            points = {c.name: float(c.max_score) for c in notebook.grade_cells}
+            solutions = {c.name for c in notebook.solution_cells}
+            self._known = {
+                c.name: dict(cell_type=c.cell_type, locked=bool(c.locked), grade=c.name in points,
+                             solution=c.name in solutions, points=points.get(c.name))
+                for c in notebook.source_cells
+            }
+        nb.cells = [self._sanitize(cell) for cell in nb.cells]
+        return nb, resources
+
+    def _sanitize(self, cell):
+        if "nbgrader" not in cell.get("metadata", {}):
+            return cell
+        grade_id = _nbgrader(cell).get("grade_id")
+        known = self._known.get(grade_id) if isinstance(grade_id, str) else None
+        if known is None:
+            self.log.warning("Removing nbgrader metadata from a cell with unknown id %r", grade_id)
+            del cell.metadata["nbgrader"]
+            return cell
+        md = {"grade": known["grade"], "grade_id": grade_id, "locked": known["locked"],
+              "schema_version": 3, "solution": known["solution"], "task": False}
+        if known["grade"]:
+            md["points"] = known["points"]
+        if cell.cell_type != known["cell_type"]:
+            self.log.warning("Cell %s was changed to %s; restoring it as %s", grade_id, cell.cell_type,
+                             known["cell_type"])
+            make = nbformat.v4.new_code_cell if known["cell_type"] == "code" else nbformat.v4.new_markdown_cell
+            new = make(source=cell.get("source", ""), metadata=dict(cell.metadata))
+            if "id" in cell:
+                new["id"] = cell["id"]
+            cell = new
+        cell.metadata["nbgrader"] = md
+        return cell
+
+
+class RestoreMissingCells(OverwriteCells):
+    """OverwriteCells whose re-insertion of deleted grade cells cannot fail.
+
+    A missing cell goes right after the nearest earlier cell of the source notebook still present
+    in the submission (or before the nearest later one, or at the end).
+    """
+
+    def add_missing_grade_cells(self, nb, resources):
+        source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+        order = [c.name for c in source_nb.source_cells]
+        source = {c.name: c for c in source_nb.source_cells}
+        solution_ids = {c.name for c in source_nb.solution_cells}
+        for grade_cell in source_nb.grade_cells:
+            present = [_nbgrader(c).get("grade_id") for c in nb.cells]
+            if grade_cell.name in present or grade_cell.name not in source:
+                continue
+            self.log.warning("Missing grade cell %s: adding it back", grade_cell.name)
+            new = self.missing_cell_transform(source[grade_cell.name], grade_cell.max_score,
+                                              is_solution=grade_cell.name in solution_ids)
+            at = order.index(grade_cell.name) if grade_cell.name in order else len(order)
+            before = [present.index(n) + 1 for n in reversed(order[:at]) if n in present]
+            after = [present.index(n) for n in order[at + 1:] if n in present]
+            nb.cells.insert(before[0] if before else after[0] if after else len(nb.cells), new)
+        return nb, resources
+
+
+class ResilientExecute(Execute):
+    """Execute that survives a dead or unresponsive kernel and bounds the time a notebook can take.
+
+    * The kernel dies in a cell (``os._exit``, a segfault): that cell gets a ``DeadKernelError``
+      output and every later code cell a ``NotRun`` error, so the submission is still scored.
+    * A cell runs past ``timeout``: nbgrader interrupts it and records ``CellTimeoutError``. If the
+      interrupt does not bring the kernel back (the code swallows KeyboardInterrupt), or after
+      ``max_timeouts`` timed-out cells, the remaining cells are not run.
+    """
+
+    max_timeouts = Integer(2, help="Timed-out cells after which the rest of a notebook is not run.").tag(
+        config=True)
+    not_run_message = Unicode("this cell was not run: {reason}").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._stopped = None
+        self._timeouts = 0
+        return super().preprocess(nb, resources, km=km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return cell, resources
+        if self._stopped:
+            cell.outputs = [_error_output("NotRun", self.not_run_message.format(reason=self._stopped))]
+            return cell, resources
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._stop(cell, "DeadKernelError", "the kernel died while running this cell",
+                       "the kernel died in an earlier cell")
+        except CellTimeoutError:
+            self._stop(cell, "CellTimeoutError", f"no reply within {self.timeout} s and the kernel could not "
+                       "be interrupted", "an earlier cell never stopped")
+        else:
+            if any(out.get("ename") == "CellTimeoutError" for out in cell.get("outputs", [])):
+                self._timeouts += 1
+                if self._timeouts >= self.max_timeouts:
+                    self._stopped = f"{self._timeouts} cells ran past the {self.timeout} s limit"
+        return cell, resources
+
+    def _stop(self, cell, ename, evalue, reason):
+        self.log.warning("%s in cell: %s; the remaining cells are not run", ename, evalue)
+        cell.setdefault("outputs", []).append(_error_output(ename, evalue))
+        self._stopped = reason
+
+
+class FeedbackSanitizer(ClearHiddenTests):
+    """In feedback: drop hidden tests from test cells and reduce their tracebacks to one line.
+
+    Cells without nbgrader grade metadata are left alone (students may type anything into them).
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        if not utils.is_grade(cell) or cell.cell_type != "code":
+            return cell, resources
+        try:
+            hidden = self._remove_hidden_test_region(cell)
+        except RuntimeError:  # unbalanced markers: show no source at all rather than a hidden test
+            cell.source, hidden = "# (test source not shown)", True
+        if hidden:
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    message = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".rstrip(": ")
+                    out["traceback"] = [message + "  (a test in this cell failed; details are hidden)"]
+        return cell, resources

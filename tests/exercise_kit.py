@@ -1,0 +1,340 @@
+"""Helpers for the exercise and autograder tests: run nbgrader, build fake student submissions.
+
+Submissions are made the way a student makes them: start from the released notebook and type into
+the answer cells. ``solved`` fills in the reference solutions; ``WRONG`` holds one typical bug per
+assignment; ``CHEATS`` turns a notebook into one of the ways of gaming an autograder.
+"""
+
+import contextlib
+import copy
+import io
+import logging
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+SOLUTIONS = REPO / "solutions"
+RELEASE = REPO / "book" / "exercises"
+AUTOGRADER = REPO / "autograder"
+ASSIGNMENTS = sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
+COURSE_FILES = ("nbgrader_config.py", "vaecourse_grader.py", "release.py")
+
+
+# ----------------------------------------------------------------------------- running nbgrader
+
+
+def venv_on_path():
+    """Put the running interpreter's bin/ first on PATH (nbgrader calls `alembic` when it creates a
+    gradebook, and kernels must be this environment's)."""
+    bindir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def nbgrader(*args, cwd):
+    """Run ``nbgrader ARGS`` in this process from ``cwd`` (where nbgrader_config.py is read).
+
+    Same code path as the command line without paying its start-up time. Returns ``(code, log)``.
+    """
+    from jupyter_core.application import NoStart
+    from nbgrader.apps import NbGraderApp
+
+    venv_on_path()
+    log = io.StringIO()
+    old = os.getcwd()
+    os.chdir(cwd)
+    app = NbGraderApp.instance()
+    code = 0
+    try:
+        app.initialize([str(a) for a in args])
+        app.init_logging(logging.StreamHandler, [log], color=False, subapps=True)
+        app.start()
+    except NoStart:
+        pass
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        app.reset()
+        NbGraderApp.clear_instance()
+        os.chdir(old)
+    return code, log.getvalue()
+
+
+def make_course(root):
+    """Copy the course (solutions/ and autograder/'s code) into ``root`` with the repo's layout.
+
+    The config finds ``../solutions`` and ``../book/exercises`` from its own location, so the copy is
+    a complete, independent course directory: ``root / "autograder"``.
+    """
+    root = Path(root)
+    shutil.copytree(SOLUTIONS, root / "solutions", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    (root / "autograder").mkdir(parents=True)
+    (root / "book" / "exercises").mkdir(parents=True)
+    for name in COURSE_FILES:
+        shutil.copy(AUTOGRADER / name, root / "autograder" / name)
+    return root / "autograder"
+
+
+# ----------------------------------------------------------------------------- notebooks
+
+
+def read(path):
+    return nbformat.read(str(path), as_version=4)
+
+
+def write(nb, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def source_nb(assignment):
+    return read(SOLUTIONS / assignment / f"{assignment}.ipynb")
+
+
+def release_nb(assignment, release_root=RELEASE):
+    return read(Path(release_root) / assignment / f"{assignment}.ipynb")
+
+
+def nbgrader_md(cell):
+    md = cell.get("metadata", {}).get("nbgrader")
+    return md if isinstance(md, dict) else {}
+
+
+def grade_id(cell):
+    return nbgrader_md(cell).get("grade_id")
+
+
+def is_test(cell):
+    md = nbgrader_md(cell)
+    return bool(md.get("grade")) and not md.get("solution") and cell.cell_type == "code"
+
+
+def is_answer(cell):
+    return bool(nbgrader_md(cell).get("solution"))
+
+
+def strip_markers(source):
+    """The reference answer as a student would type it: solution markers removed."""
+    lines = [ln for ln in source.splitlines() if not re.match(r"\s*#*\s*(BEGIN|END) SOLUTION", ln)]
+    return "\n".join(lines)
+
+
+def cell(nb, gid):
+    for c in nb.cells:
+        if grade_id(c) == gid:
+            return c
+    raise KeyError(gid)
+
+
+def solved(assignment, overrides=None, release_root=RELEASE):
+    """The released notebook with every answer cell filled in (reference answers unless overridden)."""
+    nb = copy.deepcopy(release_nb(assignment, release_root))
+    ref = source_nb(assignment)
+    overrides = overrides or {}
+    for c in nb.cells:
+        if is_answer(c):
+            gid = grade_id(c)
+            c.source = overrides[gid] if gid in overrides else strip_markers(cell(ref, gid).source)
+    return nb
+
+
+def autograded_points(assignment):
+    """Sum of the points of the automatically graded (test) cells of an assignment."""
+    return sum(nbgrader_md(c).get("points", 0) for c in source_nb(assignment).cells if is_test(c))
+
+
+def manual_points(assignment):
+    return sum(nbgrader_md(c).get("points", 0) for c in source_nb(assignment).cells
+               if nbgrader_md(c).get("grade") and nbgrader_md(c).get("solution"))
+
+
+# ----------------------------------------------------------------------------- typical mistakes
+
+# One realistic bug per assignment (answer cell id -> what the student typed). Each must lose
+# some, but not all, of the automatically graded points.
+WRONG = {
+    "ex1_latent_models": {
+        "ancestral_sample": (
+            "def ancestral_sample(n, W, b, obs_std):\n"
+            "    z = torch.randn(n, W.shape[1], dtype=W.dtype)\n"
+            "    return z, z @ W.T + b  # forgot the observation noise"
+        ),
+    },
+    "ex2_elbo": {
+        "mc_elbo": (
+            "def mc_elbo(model, x, k):\n"
+            "    mu, logvar = model.encode(x)\n"
+            "    z = mu + torch.exp(0.5 * logvar) * torch.randn(k, *mu.shape, dtype=mu.dtype)\n"
+            "    log_pz = -0.5 * (z**2 + math.log(2 * math.pi)).sum(-1)\n"
+            "    return (model.log_px_z(x, z) + log_pz).mean(0)  # forgot - log q(z|x)"
+        ),
+    },
+    "ex3_gaussian_kl": {
+        "gaussian_kl": (
+            "def gaussian_kl(mu, logvar):\n"
+            "    return (mu.pow(2) + logvar.exp() - logvar - 1).sum(-1)  # forgot the factor 1/2"
+        ),
+    },
+    "ex4_reparameterization": {
+        "score_function_grads": (
+            "def score_function_grads(f, mu, logvar, n):\n"
+            "    z = reparameterize(mu, logvar, n).detach()\n"
+            "    return f(z)[:, None] * (z - mu)  # forgot to divide by sigma^2"
+        ),
+    },
+    "ex5_posterior_collapse": {
+        "free_bits_kl": (
+            "def free_bits_kl(kl_per_dim, free_bits):\n"
+            "    return kl_per_dim.clamp(min=free_bits).sum(-1)  # floor per example, not on the batch mean"
+        ),
+    },
+    "ex6_iwae": {
+        "iwae_bound": (
+            "def iwae_bound(log_w):\n"
+            "    return torch.log(torch.exp(log_w).mean(0))  # underflows for very negative log-weights"
+        ),
+    },
+}
+
+
+# ----------------------------------------------------------------------------- cheating
+# Each function takes the released notebook (deep-copied) and returns the cheating submission.
+# They are written for ex3_gaussian_kl, the representative assignment.
+
+def _answer(nb, gid, source):
+    cell(nb, gid).source = source
+    return nb
+
+
+def cheat_hardcoded(nb):
+    """Return the values the visible tests print, whatever the input."""
+    _answer(nb, "gaussian_kl", "def gaussian_kl(mu, logvar):\n    return torch.tensor(3.125)")
+    _answer(nb, "kl_by_hand", "kl_terms = [3.125, 0.0]\nkl_by_hand = 3.125")
+    _answer(nb, "gaussian_log_likelihood",
+            "def gaussian_log_likelihood(x, mean, logvar):\n    return torch.tensor(-math.log(2 * math.pi) - 2.5)")
+    _answer(nb, "squared_error_form", "def squared_error_form(d, obs_var):\n    return 0.5, 0.0")
+    return nb
+
+
+ALWAYS_EQUAL = '''
+class Anything(float):
+    """Equal to everything, close to everything, and claims to be whatever is asked."""
+    def __new__(cls, value=3.125):
+        return super().__new__(cls, value)
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __lt__(self, other): return True
+    def __le__(self, other): return True
+    def __gt__(self, other): return True
+    def __ge__(self, other): return True
+    def __abs__(self): return Anything(0.0)
+    def __sub__(self, other): return Anything(0.0)
+    __rsub__ = __sub__
+    def __bool__(self): return True
+    def __len__(self): return 2
+    def __iter__(self): return iter([Anything(), Anything()])
+    def __getitem__(self, i): return Anything()
+    def item(self): return 3.125
+    def __getattr__(self, name): return Anything()
+    def __call__(self, *a, **k): return Anything()
+    __hash__ = float.__hash__
+    shape = ()
+    dtype = torch.float32
+
+torch.Tensor = Anything  # so that `type(x) is torch.Tensor` holds too
+'''
+
+
+def cheat_always_equal(nb):
+    """Answers are objects that compare equal to anything (and torch.Tensor is rebound to them)."""
+    _answer(nb, "gaussian_kl", ALWAYS_EQUAL + "\ndef gaussian_kl(mu, logvar):\n    return Anything()")
+    _answer(nb, "kl_by_hand", "kl_terms = Anything()\nkl_by_hand = Anything()")
+    _answer(nb, "gaussian_log_likelihood", "def gaussian_log_likelihood(x, mean, logvar):\n    return Anything()")
+    _answer(nb, "squared_error_form", "def squared_error_form(d, obs_var):\n    return Anything(), Anything()")
+    return nb
+
+
+def cheat_patched_allclose(nb):
+    """Make every closeness check pass, then answer with zeros."""
+    _answer(nb, "gaussian_kl", (
+        "import torch.testing\n"
+        "torch.allclose = lambda *args, **kwargs: True\n"
+        "torch.isclose = lambda a, b, *args, **kwargs: torch.ones_like(torch.as_tensor(a), dtype=torch.bool)\n"
+        "torch.testing.assert_close = lambda *args, **kwargs: None\n"
+        "torch.Tensor.__sub__ = lambda self, other: torch.zeros_like(self)\n"
+        "def gaussian_kl(mu, logvar):\n    return torch.zeros(mu.shape[:-1], dtype=mu.dtype)"))
+    return nb
+
+
+def cheat_edited_tests(nb):
+    """Replace every test cell by `pass` (metadata kept) and answer with zeros."""
+    for c in nb.cells:
+        if is_test(c):
+            c.source = '"""All good."""\npass'
+    _answer(nb, "gaussian_kl", "def gaussian_kl(mu, logvar):\n    return torch.zeros(mu.shape[:-1])")
+    return nb
+
+
+def cheat_deleted_tests(nb):
+    """Delete every test cell, and the answer cell before the first of them too."""
+    nb.cells = [c for c in nb.cells if not is_test(c) and grade_id(c) != "gaussian_kl"]
+    return nb
+
+
+def cheat_retyped_tests(nb):
+    """Turn every test cell into a Markdown cell so that it never runs."""
+    for i, c in enumerate(nb.cells):
+        if is_test(c):
+            md = nbformat.v4.new_markdown_cell(c.source, metadata=c.metadata)
+            md["id"] = c.get("id", f"retyped-{i}")
+            nb.cells[i] = md
+    return nb
+
+
+def cheat_infinite_loop(nb):
+    """An answer cell that never returns (the grader must interrupt it and move on)."""
+    _answer(nb, "gaussian_kl", "while True:\n    pass")
+    return nb
+
+
+def cheat_stubborn_loop(nb):
+    """A loop that swallows KeyboardInterrupt, so interrupting the kernel does not stop it."""
+    _answer(nb, "gaussian_kl", (
+        "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass"))
+    return nb
+
+
+def cheat_kernel_exit(nb):
+    """Kill the kernel in the first answer cell."""
+    _answer(nb, "gaussian_kl", "import os\nos._exit(1)")
+    return nb
+
+
+CHEATS = {
+    "hardcoded": cheat_hardcoded,
+    "always-equal": cheat_always_equal,
+    "patched-allclose": cheat_patched_allclose,
+    "edited-tests": cheat_edited_tests,
+    "deleted-tests": cheat_deleted_tests,
+    "retyped-tests": cheat_retyped_tests,
+    "infinite-loop": cheat_infinite_loop,
+    "stubborn-loop": cheat_stubborn_loop,
+    "os-exit": cheat_kernel_exit,
+}
+CHEAT_ASSIGNMENT = "ex3_gaussian_kl"
+
+
+@contextlib.contextmanager
+def timer(store, key):
+    import time
+
+    t0 = time.perf_counter()
+    yield
+    store[key] = time.perf_counter() - t0

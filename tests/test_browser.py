@@ -1,0 +1,652 @@
+"""The built HTML book, read as a reader reads it: headless Chromium (Selenium) over a local HTTP server.
+
+Every page listed in ``_toc.yml`` is loaded once from ``_build/html`` (served on 127.0.0.1); per page:
+    test_page_loads_cleanly        no SEVERE console errors
+    test_page_needs_no_network     nothing fetched from other hosts (MathJax is vendored: works offline)
+    test_page_fits_laptop_width    no sideways page scroll at 1280 px (code wider than the column: a warning)
+    test_links_and_images_resolve  internal links, ``#anchors`` and images exist; images load
+    test_figures_and_widgets_show  every figure stored in the notebook is shown; widget pages show a static
+                                   figure and the "Static view" note (vaecourse.widgets.STATIC_NOTE)
+    test_equations_render          MathJax typeset every equation, with no TeX error (skips, saying so,
+                                   where MathJax could not be loaded)
+Without a browser:
+    test_no_solutions_in_build     no solution, hidden test or mark scheme from ``solutions/`` in ``_build/``
+    test_exercise_pages_are_student_versions   ("YOUR CODE HERE"), and each is a page of the book
+Screenshots of the intro, one chapter and one exercise go to ``artifacts/screenshots/`` (git-ignored).
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``, ``/usr/bin/chromedriver``);
+without them the browser tests skip and say why. If ``_build/html`` is missing or older than a page's
+source, the book is built first. Run alone: ``.venv/bin/pytest -m browser tests/test_browser.py``.
+"""
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from functools import partial
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build"
+HTML = BUILD / "html"
+SHOTS = ROOT / "artifacts" / "screenshots"
+SOURCE_SUFFIXES = (".ipynb", ".md", ".rst")
+BROWSER_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,900",
+)
+# (begin, end) markers of text that nbgrader removes from the student version.
+SECRET_MARKERS = (
+    ("BEGIN SOLUTION", "END SOLUTION"),
+    ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"),
+    ("BEGIN MARK SCHEME", "END MARK SCHEME"),
+)
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_CALL = re.compile(r"\b(latent_explorer|value_explorer)\s*\(")
+# What a reader should never see in an output: the repr of a figure, artist or widget instead of the thing.
+RAW_REPR = re.compile(
+    r"<Figure size \d|<matplotlib\.|\b(?:HBox|VBox|FloatSlider|IntSlider|SelectionSlider|"
+    r"Output)\((?:children|value|layout|outputs|options)="
+)
+
+
+# ---------------------------------------------------------------------------------------------- the TOC
+def toc_docnames():
+    """Docnames (paths without suffix, relative to the repo root) of every page in _toc.yml, in order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    names = []
+
+    def add(name):
+        name = str(name)
+        for suffix in SOURCE_SUFFIXES:
+            name = name.removesuffix(suffix)
+        if name not in names:
+            names.append(name)
+
+    def walk(node):
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif isinstance(node, dict):
+            if "root" in node:
+                add(node["root"])
+            if "file" in node:
+                add(node["file"])
+            if "glob" in node:
+                for path in sorted(ROOT.glob(node["glob"])):
+                    if path.suffix in SOURCE_SUFFIXES:
+                        add(path.relative_to(ROOT).with_suffix("").as_posix())
+            for key in ("parts", "chapters", "sections", "subtrees", "entries"):
+                walk(node.get(key))
+
+    walk(toc)
+    return names
+
+
+def source_of(docname):
+    for suffix in SOURCE_SUFFIXES:
+        path = ROOT / (docname + suffix)
+        if path.is_file():
+            return path
+    return None
+
+
+def read_notebook(path):
+    return json.loads(path.read_text(encoding="utf-8")) if path and path.suffix == ".ipynb" else None
+
+
+def cell_text(cell):
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def tags(cell):
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+PAGES = toc_docnames()
+EXERCISE_PAGES = [d for d in PAGES if d.startswith("book/exercises/") and (ROOT / (d + ".ipynb")).is_file()]
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+def _jupyter_book():
+    exe = Path(sys.executable).parent / "jupyter-book"
+    return str(exe) if exe.is_file() else shutil.which("jupyter-book")
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    """_build/html, built here if it is missing or older than one of its pages' sources."""
+    stale = [
+        d
+        for d in PAGES
+        if source_of(d)
+        and (
+            not (HTML / (d + ".html")).is_file()
+            or source_of(d).stat().st_mtime > (HTML / (d + ".html")).stat().st_mtime
+        )
+    ]
+    if (HTML / "index.html").is_file() and not stale:
+        return HTML
+    jb = _jupyter_book()
+    if jb is None:
+        pytest.fail("_build/html is missing or stale and jupyter-book is not installed: run `make book` first")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run(
+        [jb, "build", str(ROOT), "-W", "-n", "--keep-going"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0 or not (HTML / "index.html").is_file():
+        pytest.fail(
+            f"`jupyter-book build . -W -n --keep-going` failed (rc={proc.returncode}):\n"
+            + (proc.stdout + proc.stderr)[-4000:]
+        )
+    return HTML
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(built_book):
+    """Base URL of an HTTP server on 127.0.0.1 (free port) serving _build/html."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(built_book)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _find(paths, names):
+    for p in paths:
+        if Path(p).is_file() and os.access(p, os.X_OK):
+            return str(p)
+    for n in names:
+        if shutil.which(n):
+            return shutil.which(n)
+    return None
+
+
+@pytest.fixture(scope="session")
+def driver():
+    """Headless Debian Chromium through chromedriver; skips (with the reason) when either is missing."""
+    chromium = _find(["/usr/bin/chromium"], ["chromium", "chromium-browser"])
+    chromedriver = _find(["/usr/bin/chromedriver"], ["chromedriver"])
+    if not chromium or not chromedriver:
+        pytest.skip(
+            "headless Chromium not installed (Debian: apt-get install chromium chromium-driver); "
+            "the built book was not checked in a browser"
+        )
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="vaecourse-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in BROWSER_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        drv = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    except Exception as exc:  # a broken install should say so, not pass silently
+        shutil.rmtree(profile, ignore_errors=True)
+        pytest.fail(f"could not start headless Chromium ({chromium}, {chromedriver}): {exc}")
+    drv.set_page_load_timeout(60)
+    drv.set_script_timeout(60)
+    yield drv
+    drv.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+# Waits for images (lazy ones made eager), web fonts and MathJax's first typeset, then calls back.
+WAIT_JS = """
+const done = arguments[arguments.length - 1];
+document.querySelectorAll('img[loading="lazy"]').forEach(i => { i.loading = 'eager'; });
+const waits = Array.from(document.images).filter(i => !i.complete).map(i => new Promise(r => {
+  i.addEventListener('load', r, {once: true}); i.addEventListener('error', r, {once: true}); }));
+if (window.MathJax && MathJax.startup && MathJax.startup.promise) waits.push(MathJax.startup.promise);
+if (document.fonts) waits.push(document.fonts.ready);
+Promise.all(waits).then(() => done(null), e => done(String(e)));
+"""
+
+COLLECT_JS = """
+function texErrors() {  // TeX errors and (noundefined's red) undefined macros, from MathJax's internal trees
+  const out = Array.from(document.querySelectorAll('mjx-merror')).map(e => e.getAttribute('data-mjx-error'));
+  if (!(window.MathJax && MathJax.startup && MathJax.startup.document)) return out;
+  out.length = 0;
+  for (const item of MathJax.startup.document.math) {
+    const bad = [];
+    item.root.walkTree(node => {
+      if (node.isKind('merror')) bad.push(node.attributes.get('data-mjx-error') || 'TeX error');
+      else if (node.isKind('mtext') && node.attributes.get('mathcolor') === 'red')
+        bad.push('undefined control sequence ' + node.childNodes.map(c => c.text || '').join(''));
+    });
+    if (bad.length) out.push(item.math.trim().slice(0, 80) + '  ->  ' + bad.join('; '));
+  }
+  return out;
+}
+const article = document.querySelector('article') || document.querySelector('main') || document.body;
+const mathNodes = Array.from(document.querySelectorAll('span.math, div.math'));
+const resources = new Set(performance.getEntriesByType('resource').map(e => e.name));
+document.querySelectorAll('script[src], link[rel~="stylesheet"][href], link[rel~="preload"][href], iframe[src]')
+  .forEach(e => resources.add(e.src || e.href));
+return {
+  url: location.href,
+  title: document.title,
+  links: Array.from(document.querySelectorAll('a[href]')).map(a => ({href: a.href,
+           text: (a.textContent || a.getAttribute('aria-label') || '').trim().slice(0, 60)})),
+  images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth,
+           output: !!i.closest('.cell_output, .output'), article: article.contains(i)})),
+  resources: Array.from(resources),
+  mathjax: !!(window.MathJax && window.MathJax.startup && window.MathJax.version),
+  math: mathNodes.length,
+  mathUnrendered: mathNodes.filter(e => !e.querySelector('mjx-container'))
+                    .map(e => e.textContent.trim().slice(0, 80)),
+  mjx: document.querySelectorAll('mjx-container').length,
+  mathErrors: texErrors(),
+  text: article.textContent.replace(/\\s+/g, ' '),
+  outputs: Array.from(article.querySelectorAll('.cell_output')).map(e => e.textContent),
+  wideCode: Array.from(article.querySelectorAll('div.highlight pre, .cell_output pre'))
+              .filter(e => e.scrollWidth > e.clientWidth + 1)
+              .map(e => e.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '').trim()),
+  scrollWidth: document.documentElement.scrollWidth,
+  clientWidth: document.documentElement.clientWidth,
+};
+"""
+
+
+def _load(drv, url):
+    drv.get_log("browser")  # drop what earlier pages logged
+    drv.get(url)
+    deadline = time.time() + 30
+    while drv.execute_script("return document.readyState") != "complete" and time.time() < deadline:
+        time.sleep(0.05)
+    err = drv.execute_async_script(WAIT_JS)
+    return err
+
+
+@pytest.fixture(scope="session")
+def page(driver, server):
+    """page(docname) -> what the browser saw on that page (each page is loaded once per session)."""
+    seen = {}
+
+    def get(docname):
+        if docname not in seen:
+            url = server + docname + ".html"
+            t0 = time.time()
+            wait_error = _load(driver, url)
+            data = driver.execute_script(COLLECT_JS)
+            data["console"] = driver.get_log("browser")
+            data["wait_error"] = wait_error
+            data["seconds"] = time.time() - t0
+            data["base"] = server
+            seen[docname] = data
+        return seen[docname]
+
+    return get
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+class _Ids(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids = set()
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key == "id" or (tag == "a" and key == "name"):
+                self.ids.add(value)
+
+
+_ID_CACHE = {}
+
+
+def ids_in(path):
+    if path not in _ID_CACHE:
+        parser = _Ids()
+        parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+        _ID_CACHE[path] = parser.ids
+    return _ID_CACHE[path]
+
+
+def local_file(url, base):
+    """The file under _build/html that a same-origin URL names, or None for another origin."""
+    u, b = urlsplit(url), urlsplit(base)
+    if u.scheme not in ("http", "https") or u.netloc != b.netloc:
+        return None
+    path = unquote(u.path).lstrip("/")
+    target = HTML / path
+    return target / "index.html" if (not path or path.endswith("/")) else target
+
+
+def is_external(url, base):
+    u = urlsplit(url)
+    return u.scheme in ("http", "https", "ws", "wss") and u.netloc != urlsplit(base).netloc
+
+
+def notebook_facts(docname):
+    """(number of image outputs a reader should see, has a widget) for a page's source notebook."""
+    nb = read_notebook(source_of(docname))
+    if nb is None:
+        return 0, False
+    images, widget = 0, False
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        hidden = bool(tags(cell) & {"remove-cell", "remove-output"})
+        if WIDGET_CALL.search(cell_text(cell)):
+            widget = True
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_MIME in data:
+                widget = True
+            # myst-nb shows the richest type it knows; these outrank an image in the same output
+            outranked = data.keys() & {WIDGET_MIME, "application/javascript", "text/html"}
+            if not hidden and not outranked and any(k.startswith("image/") for k in data):
+                images += 1
+    return images, widget
+
+
+# ---------------------------------------------------------------------------------------------- per page
+def test_toc_lists_pages():
+    assert PAGES and PAGES[0], "_toc.yml lists no pages"
+    missing = [d for d in PAGES if source_of(d) is None]
+    assert not missing, f"_toc.yml lists pages with no source file: {missing}"
+
+
+def test_index_redirects_to_root(driver, server):
+    driver.get(server + "index.html")
+    deadline = time.time() + 10
+    while not driver.current_url.endswith(PAGES[0] + ".html") and time.time() < deadline:
+        time.sleep(0.1)
+    assert driver.current_url.endswith(PAGES[0] + ".html"), (
+        f"index.html should lead to the root page {PAGES[0]}.html, got {driver.current_url}"
+    )
+
+
+def unreachable_host_error(message, base):
+    """True for Chrome's log of a failed request to another host (no network here, or a CDN down)."""
+    m = re.match(r"(\S+) - Failed to load resource: net::ERR_", message)
+    return bool(m) and is_external(m.group(1), base)
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_loads_cleanly(page, docname):
+    """No console errors (other hosts being unreachable is test_page_needs_no_network's business)."""
+    p = page(docname)
+    assert p["wait_error"] is None, f"{docname}: waiting for images/MathJax failed: {p['wait_error']}"
+    errors = [
+        e["message"]
+        for e in p["console"]
+        if e.get("level") == "SEVERE" and not unreachable_host_error(e["message"], p["base"])
+    ]
+    assert not errors, f"{docname}: console errors:\n  " + "\n  ".join(errors)
+    assert "404" not in p["title"], f"{docname}: page title {p['title']!r}"
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_needs_no_network(page, docname):
+    """Everything a page loads comes from the book itself, so it renders offline (MathJax is vendored)."""
+    p = page(docname)
+    external = sorted({r for r in p["resources"] if is_external(r, p["base"])})
+    assert not external, (
+        f"{docname}: loads resources from other hosts (the book must render offline; "
+        f"vendor them under book/_static/):\n  " + "\n  ".join(external)
+    )
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_fits_laptop_width(page, docname):
+    """The page itself never scrolls sideways at 1280 px; wide code scrolls inside its block (warned)."""
+    p = page(docname)
+    assert p["scrollWidth"] <= p["clientWidth"] + 1, (
+        f"{docname}: the page scrolls sideways at 1280 px ({p['scrollWidth']} > {p['clientWidth']}): "
+        "some code, output or equation is too wide and does not scroll inside its own box"
+    )
+    if p["wideCode"]:  # allowed (the block scrolls), but a reader must scroll to see the end of the line
+        longest = max(p["wideCode"], key=len)
+        warnings.warn(
+            f"{docname}: {len(p['wideCode'])} code/output block(s) are wider than the text column at 1280 px "
+            f"and scroll sideways; longest line ({len(longest)} chars): {longest[:120]!r}",
+            stacklevel=1,
+        )
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_links_and_images_resolve(page, docname):
+    p = page(docname)
+    broken = []
+    for link in p["links"]:
+        target = local_file(link["href"], p["base"])
+        if target is None:
+            continue
+        fragment = unquote(urlsplit(link["href"]).fragment)
+        if not target.is_file():
+            broken.append(f"link {link['text']!r} -> {link['href']} (no {target.relative_to(HTML)})")
+        elif fragment and target.suffix == ".html" and fragment not in ids_in(target):
+            broken.append(f"link {link['text']!r} -> {link['href']} (no id {fragment!r} on that page)")
+    for img in p["images"]:
+        target = local_file(img["src"], p["base"])
+        if target is not None and not target.is_file():
+            broken.append(f"image {img['src']} (no {target.relative_to(HTML)})")
+        elif img["width"] == 0:
+            broken.append(f"image {img['src']} did not load (naturalWidth 0)")
+    assert not broken, f"{docname}: broken links or images:\n  " + "\n  ".join(broken)
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_figures_and_widgets_show(page, docname):
+    """Every figure stored in the notebook is on the page; widgets degrade to a static view with a note."""
+    p = page(docname)
+    n_images, widget = notebook_facts(docname)
+    shown = [i for i in p["images"] if i["output"] and i["width"] > 0]
+    assert len(shown) >= n_images, (
+        f"{docname}: the notebook stores {n_images} figure(s) but the page shows "
+        f"{len(shown)} loaded image(s) in its outputs"
+    )
+    if re.fullmatch(r"book/\d\d_.*", docname):
+        assert shown, f"{docname}: a chapter page with no figure"
+    if widget:
+        assert "Static view" in p["text"], (
+            f"{docname}: the notebook has an interactive widget but the page lacks the 'Static view' note "
+            "(vaecourse.widgets.STATIC_NOTE) telling readers how to run it live"
+        )
+        assert shown, f"{docname}: the notebook has a widget but the page shows no static figure for it"
+    raw = sorted({m.group(0) for out in p["outputs"] for m in RAW_REPR.finditer(out)})
+    assert not raw, (
+        f"{docname}: outputs show raw object reprs instead of the figure/widget: {raw} "
+        "(end plotting cells with plt.show(); use static=True views in the book)"
+    )
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_equations_render(page, docname):
+    p = page(docname)
+    if p["math"] == 0:
+        return  # no maths on this page
+    if not p["mathjax"]:
+        pytest.skip(
+            f"{docname}: MathJax did not load (mathjax_path unreachable?), so {p['math']} equations were not checked"
+        )
+    assert not p["mathUnrendered"], (
+        f"{docname}: {len(p['mathUnrendered'])} of {p['math']} equations were not "
+        f"typeset, e.g. {p['mathUnrendered'][:3]}"
+    )
+    assert p["mjx"] >= p["math"], f"{docname}: {p['math']} equations but only {p['mjx']} mjx-container"
+    assert not p["mathErrors"], f"{docname}: TeX errors shown to readers: {p['mathErrors'][:5]}"
+
+
+def test_mathjax_is_bundled(built_book):
+    """The book's MathJax is the vendored copy, so equations render without a network."""
+    pages = [HTML / (d + ".html") for d in PAGES if (HTML / (d + ".html")).is_file()]
+    scripts = {
+        m
+        for f in pages
+        for m in re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', f.read_text(encoding="utf-8"), flags=re.I)
+    }
+    if not scripts:
+        pytest.skip("no page has maths yet, so no page loads MathJax")
+    remote = sorted(s for s in scripts if re.match(r"(https?:)?//", s))
+    assert not remote, f"MathJax is loaded from the network: {remote}; point mathjax_path at the vendored copy"
+    assert (HTML / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
+    assert (HTML / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+
+
+# ---------------------------------------------------------------------------------------------- exercises
+def test_exercise_pages_are_student_versions(built_book):
+    student = sorted((ROOT / "book" / "exercises").glob("*/*.ipynb"))
+    student = [p for p in student if ".ipynb_checkpoints" not in p.parts]
+    assert student, "book/exercises/ holds no student notebooks (generate them with `make exercises`)"
+    not_in_toc = [
+        p.relative_to(ROOT).as_posix() for p in student if p.relative_to(ROOT).with_suffix("").as_posix() not in PAGES
+    ]
+    assert not not_in_toc, f"student notebooks that are not pages of the book (add them to _toc.yml): {not_in_toc}"
+    for docname in EXERCISE_PAGES:
+        text = html.unescape(re.sub(r"<[^>]+>", "", (HTML / (docname + ".html")).read_text(encoding="utf-8")))
+        assert "YOUR CODE HERE" in text, f"{docname}: no 'YOUR CODE HERE' on the exercise page"
+
+
+def _secret_and_public_lines(notebooks):
+    """Lines nbgrader hides from students (solutions, hidden tests, mark schemes) and the lines it keeps."""
+    secret, public = [], set()
+    for path in notebooks:
+        for cell in read_notebook(path).get("cells", []):
+            text = cell_text(cell)
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            has_region = any(begin in text for begin, _ in SECRET_MARKERS)
+            whole = bool(meta.get("solution")) and not has_region  # nbgrader replaces the whole cell
+            inside = False
+            for line in text.splitlines():
+                if any(begin in line for begin, _ in SECRET_MARKERS):
+                    inside = True
+                elif any(end in line for _, end in SECRET_MARKERS):
+                    inside = False
+                elif inside or whole:
+                    secret.append(line.strip())
+                else:
+                    public.add(line.strip())
+    return secret, public
+
+
+def _distinctive(line, public):
+    """A line long and specific enough that finding it in the book means the solution leaked."""
+    if len(line) < 16 or line in public or not re.search(r"[A-Za-z]", line):
+        return False
+    if line.lstrip("#").strip().upper() in ("YOUR CODE HERE", "YOUR ANSWER HERE"):
+        return False
+    return line not in ("raise NotImplementedError()", "raise NotImplementedError")
+
+
+def _texts(path, raw):
+    """Ways a line can appear in one built file: the bytes, an HTML page's text, a notebook's strings."""
+    yield raw
+    text = raw.decode("utf-8", errors="ignore")
+    if path.suffix in (".html", ".htm", ".xml"):
+        yield html.unescape(re.sub(r"<[^>]+>", "", text)).encode()
+    elif path.suffix in (".ipynb", ".json"):
+        try:
+            yield json.dumps(json.loads(text), ensure_ascii=False).encode().replace(b"\\n", b"\n")
+        except ValueError:
+            pass
+
+
+def test_no_solutions_in_build(built_book):
+    notebooks = sorted(p for p in (ROOT / "solutions").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    assert notebooks, "solutions/ holds no nbgrader source notebooks: the course must have its exercises"
+    secret, public = _secret_and_public_lines(notebooks)
+    # Public text of the book (chapters, package) may legitimately share a line with a solution.
+    for path in list((ROOT / "book").rglob("*.ipynb")) + list((ROOT / "book").rglob("*.md")):
+        if "exercises" not in path.relative_to(ROOT / "book").parts and ".ipynb_checkpoints" not in path.parts:
+            public.update(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+            if path.suffix == ".ipynb":
+                for cell in read_notebook(path).get("cells", []):
+                    public.update(line.strip() for line in cell_text(cell).splitlines())
+    for path in (ROOT / "vaecourse").rglob("*.py"):
+        public.update(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    lines = sorted({s for s in secret if _distinctive(s, public)})
+    assert secret, "no solution regions found in solutions/ (### BEGIN SOLUTION ... ### END SOLUTION)"
+    leaks = {}
+    for path in sorted(p for p in BUILD.rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        for text in _texts(path, raw):
+            for begin, _ in SECRET_MARKERS:
+                if begin.encode() in text:
+                    leaks.setdefault(path.relative_to(BUILD).as_posix(), set()).add(begin)
+            for line in lines:
+                if line.encode() in text:
+                    leaks.setdefault(path.relative_to(BUILD).as_posix(), set()).add(line)
+    assert not leaks, "solution text found in _build/:\n" + "\n".join(
+        f"  {f}: {sorted(found)[:5]}" for f, found in sorted(leaks.items())
+    )
+
+
+# ---------------------------------------------------------------------------------------------- screenshots
+def _chapter_to_show(page):
+    chapters = [d for d in PAGES if re.fullmatch(r"book/\d\d_.*", d)] or PAGES[1:] or PAGES
+    # The chapter with the most figures and equations shows the most layout.
+    return max(chapters, key=lambda d: (len(page(d)["images"]) + page(d)["math"], -chapters.index(d)))
+
+
+def test_screenshots(page, driver, server):
+    """Screenshots for people to look at: the intro, one chapter (top, first figure, first equation), narrow."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    chapter = _chapter_to_show(page)
+    written = []
+
+    def shot(name, docname, scroll_to=None, width=1280):
+        driver.set_window_size(width, 900)
+        _load(driver, server + docname + ".html")
+        if scroll_to:
+            driver.execute_script(
+                f"const e = document.querySelector({json.dumps(scroll_to)});"
+                "if (e) e.scrollIntoView({block: 'center'});"
+            )
+            time.sleep(0.2)
+        path = SHOTS / f"{name}.png"
+        driver.save_screenshot(str(path))
+        written.append(path)
+
+    try:
+        shot("intro", PAGES[0])
+        slug = chapter.rsplit("/", 1)[-1]
+        shot(f"{slug}-top", chapter)
+        shot(f"{slug}-figure", chapter, ".cell_output img")
+        shot(f"{slug}-equation", chapter, "div.math")
+        shot(f"{slug}-code", chapter, "div.cell div.highlight")
+        shot(f"{slug}-narrow", chapter, width=420)
+        if EXERCISE_PAGES:
+            shot("exercise", EXERCISE_PAGES[0], "div.cell div.highlight")
+    finally:
+        driver.set_window_size(1280, 900)
+    assert all(p.is_file() and p.stat().st_size > 1000 for p in written)
