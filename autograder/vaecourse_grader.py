@@ -12,6 +12,7 @@
     ResilientExecute     autograde: a kernel that dies (``os._exit``) or stops answering (an infinite loop
                          that swallows KeyboardInterrupt) fails the cell it was in and the cells after it,
                          instead of failing the whole submission; time per notebook stays bounded.
+                         A warning printed (to stderr) by correct code does not zero a test cell.
     FeedbackSanitizer    generate_feedback: remove hidden tests from test cells and shorten their error
                          tracebacks to ``Name: message`` (a traceback quotes the lines around the failure).
 
@@ -21,7 +22,6 @@ Every class derives from ``NbGraderPreprocessor``: plain nbconvert preprocessors
 
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor, OverwriteCells
@@ -115,6 +115,16 @@ class RestoreMissingCells(OverwriteCells):
     in the submission (or before the nearest later one, or at the end).
     """
 
+    def preprocess(self, nb, resources):
+        # DeduplicateIds leaves `nbgrader: {}` on the extra copies of a duplicated cell: make them plain
+        for cell in nb.cells:
+            if "nbgrader" in cell.get("metadata", {}) and not _nbgrader(cell).get("grade_id"):
+                del cell.metadata["nbgrader"]
+        return super().preprocess(nb, resources)
+
+    def add_missing_task_cells(self, nb, resources):
+        return nb, resources  # the course has no task cells (nbgrader's version trips on odd metadata)
+
     def add_missing_grade_cells(self, nb, resources):
         source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
         order = [c.name for c in source_nb.source_cells]
@@ -127,6 +137,8 @@ class RestoreMissingCells(OverwriteCells):
             self.log.warning("Missing grade cell %s: adding it back", grade_cell.name)
             new = self.missing_cell_transform(source[grade_cell.name], grade_cell.max_score,
                                               is_solution=grade_cell.name in solution_ids)
+            if nb.get("nbformat_minor", 0) >= 5:
+                new["id"] = f"restored-{grade_cell.name}"[:64]
             at = order.index(grade_cell.name) if grade_cell.name in order else len(order)
             before = [present.index(n) + 1 for n in reversed(order[:at]) if n in present]
             after = [present.index(n) for n in order[at + 1:] if n in present]
@@ -172,6 +184,12 @@ class ResilientExecute(Execute):
                 self._timeouts += 1
                 if self._timeouts >= self.max_timeouts:
                     self._stopped = f"{self._timeouts} cells ran past the {self.timeout} s limit"
+        if utils.is_grade(cell):
+            # nbgrader scores a test cell 0 if it wrote to stderr; a warning from correct code (say a
+            # UserWarning from torch) should not cost the points, so stderr is shown as stdout here.
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                    out["name"] = "stdout"
         return cell, resources
 
     def _stop(self, cell, ename, evalue, reason):

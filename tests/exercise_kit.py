@@ -317,6 +317,33 @@ def cheat_kernel_exit(nb):
     return nb
 
 
+# Honest work in a mangled notebook: the grader must restore the tests and give full marks.
+
+def solved_tests_deleted(release_root=RELEASE):
+    """Correct answers, every test cell deleted (they must come back after the right answers)."""
+    nb = solved(CHEAT_ASSIGNMENT, release_root=release_root)
+    nb.cells = [c for c in nb.cells if not is_test(c)]
+    return nb
+
+
+def solved_metadata_tampered(release_root=RELEASE):
+    """Correct answers in a notebook whose nbgrader metadata was edited: points raised, an answer
+    cell turned into a 50-point test, one test cell's metadata stripped and its code replaced,
+    another test duplicated with fake code; the correct code also prints a warning."""
+    nb = solved(CHEAT_ASSIGNMENT, release_root=release_root)
+    tests = [c for c in nb.cells if is_test(c)]
+    del tests[0].metadata["nbgrader"]
+    tests[0].source = "pass"
+    fake = copy.deepcopy(tests[1])
+    fake.source, fake["id"] = '"""Looks like a test."""\npass', "fake-copy"
+    nb.cells.append(fake)
+    tests[2].metadata["nbgrader"]["points"] = 100
+    cell(nb, "gaussian_kl").metadata["nbgrader"].update(grade=True, points=50)
+    kl = cell(nb, "gaussian_kl")
+    kl.source = "import warnings\n" + kl.source.replace('"""\n', '"""\n    warnings.warn("just a warning")\n', 1)
+    return nb
+
+
 CHEATS = {
     "hardcoded": cheat_hardcoded,
     "always-equal": cheat_always_equal,

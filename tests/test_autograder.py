@@ -14,7 +14,6 @@ One module-scoped fixture does the expensive part once:
 The tests then read scores from the gradebooks, the CSV exports and the feedback files.
 """
 
-import copy
 import csv
 import hashlib
 import os
@@ -24,9 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import exercise_kit as kit
+import pytest
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +127,8 @@ def graded(tmp_path_factory):
     for name in CHEATS_A:
         subs_a[(f"cheat-{name}", kit.CHEAT_ASSIGNMENT)] = kit.CHEATS[name](kit.release_nb(kit.CHEAT_ASSIGNMENT,
                                                                                           release_root))
+    subs_a[("tests-deleted", kit.CHEAT_ASSIGNMENT)] = kit.solved_tests_deleted(release_root)
+    subs_a[("metadata-tampered", kit.CHEAT_ASSIGNMENT)] = kit.solved_metadata_tampered(release_root)
     digests.update({("A",) + key: _digest(_submit(ag_a, *key, nb)) for key, nb in subs_a.items()})
     grade_a = _cli("autograde", "*", f"--Execute.timeout={TIMEOUT}", cwd=ag_a, log=tmp / "autograde_A.log")
 
@@ -136,8 +136,9 @@ def graded(tmp_path_factory):
     student_dir = tmp / "validate"
     solved_nb = kit.write(kit.solved(EXCHANGE_ASSIGNMENT, release_root=release_root), student_dir / "solved.ipynb")
     blank_nb = kit.write(kit.release_nb(EXCHANGE_ASSIGNMENT, release_root), student_dir / "blank.ipynb")
+    blanks = [kit.write(kit.release_nb(a, release_root), student_dir / "all" / f"{a}.ipynb") for a in kit.ASSIGNMENTS]
     validate = {}
-    for name, args in [("solved", [solved_nb]), ("blank", [blank_nb]), ("blank --invert", ["--invert", blank_nb])]:
+    for name, args in [("solved", [solved_nb]), ("blank", [blank_nb]), ("--invert, 6 blanks", ["--invert", *blanks])]:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *map(str, args)], cwd=student_dir,
                               capture_output=True, text=True, timeout=300, env=dict(os.environ))
@@ -237,6 +238,15 @@ def test_cheating_scores_at_most_half(graded, cheat):
     assert s["score"] <= 0.5 * _auto_max(kit.CHEAT_ASSIGNMENT), s["cells"]
 
 
+@pytest.mark.parametrize("student", ["tests-deleted", "metadata-tampered"])
+def test_mangled_notebook_with_correct_answers_scores_full_marks(graded, student):
+    """Deleted tests come back after the right answers; edited metadata changes no points; a warning
+    printed by correct code costs nothing."""
+    s = graded["scores"][(student, kit.CHEAT_ASSIGNMENT)]
+    assert s["score"] == _auto_max(kit.CHEAT_ASSIGNMENT), s["cells"]
+    assert s["max"] == _auto_max(kit.CHEAT_ASSIGNMENT) + kit.manual_points(kit.CHEAT_ASSIGNMENT)
+
+
 def test_nothing_is_lost(graded):
     """Every submission keeps its file, has a row in the export and a feedback page."""
     rows = {(r["course"], r["student_id"], r["assignment"]): r for r in graded["rows"]}
@@ -289,10 +299,13 @@ def test_validate_reports_success_and_failure(graded):
     assert code == 0 and "Success! Your notebook passes all the tests." in out, out[-2000:]
     code, out, _ = graded["validate"]["blank"]
     assert code == 0 and "VALIDATION FAILED" in out and "NotImplementedError" in out, out[-2000:]
-    code, out, _ = graded["validate"]["blank --invert"]  # every test cell of the release fails
-    assert code == 0 and "Success! The notebook does not pass any tests." in out, out[-2000:]
+    code, out, _ = graded["validate"]["--invert, 6 blanks"]  # every test cell of every release fails
+    assert code == 0 and out.count("Success! The notebook does not pass any tests.") == len(kit.ASSIGNMENTS), (
+        out[-3000:])
+    assert "NOTEBOOK PASSED ON" not in out
 
 
 def test_validate_is_quick(graded):
-    for name, (_, _, seconds) in graded["validate"].items():
+    for name in ("solved", "blank"):  # one notebook each, while two autograders share the CPU
+        seconds = graded["validate"][name][2]
         assert seconds < 60, f"nbgrader validate ({name}) took {seconds:.0f} s"

@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "book" / "data" / "iwae_table.json"
-RUN_KEYS = {"objective", "k", "test_nll", "test_elbo", "test_iwae_bound", "active_units", "z_dim",
+RUN_KEYS = {"objective", "k", "test_nll", "test_elbo", "test_iwae_bound", "test_kl", "active_units", "activity",
+            "kl_per_dim", "z_dim",
             "final_train_loss", "train_loss_per_epoch", "train_seconds", "eval_seconds", "seconds"}
 
 
@@ -20,7 +21,7 @@ def check_schema(result):
     assert {"settings", "runs", "paper", "machine", "total_seconds", "command"} <= set(result)
     s = result["settings"]
     for key in ("n_train", "n_test", "epochs", "batch_size", "lr", "k_list", "objectives", "eval_k",
-                "architecture", "seed", "smoke"):
+                "architecture", "seed", "smoke", "active_unit_threshold"):
         assert key in s, key
     pairs = [(r["objective"], r["k"]) for r in result["runs"]]
     assert pairs == [(o, k) for o in s["objectives"] for k in s["k_list"]]
@@ -31,6 +32,10 @@ def check_schema(result):
         assert r["test_nll"] > 0, "a negative log-likelihood of binary images is positive"
         assert math.isfinite(r["test_iwae_bound"]["value"])
         assert isinstance(r["active_units"], int) and 0 <= r["active_units"] <= r["z_dim"]
+        assert len(r["activity"]) == len(r["kl_per_dim"]) == r["z_dim"]
+        assert min(r["activity"]) >= 0 and min(r["kl_per_dim"]) >= 0
+        assert r["active_units"] == sum(a > s["active_unit_threshold"] for a in r["activity"])
+        assert abs(sum(r["kl_per_dim"]) - r["test_kl"]) < 1e-2 * max(1.0, r["test_kl"])
         assert len(r["train_loss_per_epoch"]) == s["epochs"]
         assert r["train_seconds"] > 0 and r["seconds"] >= r["train_seconds"]
     paper = result["paper"]

@@ -44,7 +44,7 @@ def _tile(images, ncols):
     n, d = images.shape
     s = _side(d)
     nrows = math.ceil(n / ncols)
-    canvas = np.ones((nrows * (s + 1) - 1, ncols * (s + 1) - 1), dtype=np.float32)
+    canvas = np.zeros((nrows * (s + 1) - 1, ncols * (s + 1) - 1), dtype=np.float32)  # white gutters (gray_r)
     for i, img in enumerate(images.reshape(n, s, s).numpy()):
         r, c = divmod(i, ncols)
         canvas[r * (s + 1) : r * (s + 1) + s, c * (s + 1) : c * (s + 1) + s] = img

@@ -1,0 +1,134 @@
+"""Static checks of the exercises: source notebooks, released notebooks, grader config, TOC, README.
+
+Fast (no kernel is started). The graded round trips are in test_autograder.py; the notebooks
+themselves run under nbval (`pytest --nbval solutions book`).
+"""
+
+import ast
+import re
+
+import exercise_kit as kit
+import pytest
+import yaml
+from traitlets.config.loader import PyFileConfigLoader
+
+EXPECTED = ["ex1_latent_models", "ex2_elbo", "ex3_gaussian_kl", "ex4_reparameterization",
+            "ex5_posterior_collapse", "ex6_iwae"]
+
+
+def test_one_assignment_per_chapter():
+    assert kit.ASSIGNMENTS == EXPECTED
+    assert sorted(p.name for p in kit.RELEASE.iterdir() if p.is_dir()) == EXPECTED
+
+
+@pytest.mark.parametrize("assignment", EXPECTED)
+def test_source_notebook(assignment):
+    nb = kit.source_nb(assignment)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    answers = [c for c in nb.cells if kit.is_answer(c) and c.cell_type == "code"]
+    tests = [c for c in nb.cells if kit.is_test(c)]
+    assert len(answers) >= 3 and len(tests) >= 3, "at least three automatically graded parts"
+    ids = [kit.grade_id(c) for c in nb.cells if kit.nbgrader_md(c)]
+    assert len(ids) == len(set(ids)), "grade ids are unique"
+    for c in nb.cells:
+        assert "raises-exception" not in c.metadata.get("tags", []), "tags belong to the release only"
+        if c.cell_type == "code":
+            assert c.outputs == [] and c.execution_count is None, "source notebooks are stored without outputs"
+            ast.parse(re.sub(r"^\s*%.*$", "", c.source, flags=re.M))  # valid Python
+        md = kit.nbgrader_md(c)
+        if md:
+            assert md.get("schema_version") == 3
+        if kit.is_answer(c) and c.cell_type == "code":
+            assert "### BEGIN SOLUTION" in c.source and "### END SOLUTION" in c.source
+        if kit.is_test(c):
+            first = c.source.splitlines()[0]
+            assert re.match(r'^(""".+"""|# .+)$', first), f"{kit.grade_id(c)}: first line must say what it checks"
+            assert md["locked"] and md["points"] > 0
+            assert c.source.count("### BEGIN HIDDEN TESTS") == c.source.count("### END HIDDEN TESTS") == 1, (
+                f"{kit.grade_id(c)}: every test cell has a hidden part")
+            visible = c.source.split("### BEGIN HIDDEN TESTS")[0]
+            assert len(visible.strip().splitlines()) >= 2, f"{kit.grade_id(c)}: needs a visible check as well"
+        elif md.get("grade") and md.get("solution"):  # answered by hand
+            assert c.cell_type == "markdown" and "### BEGIN SOLUTION" in c.source
+
+
+@pytest.mark.parametrize("assignment", EXPECTED)
+def test_release_notebook(assignment):
+    nb, src = kit.release_nb(assignment), kit.source_nb(assignment)
+    assert [kit.grade_id(c) for c in nb.cells] == [kit.grade_id(c) for c in src.cells]
+    for c in nb.cells:
+        assert "BEGIN SOLUTION" not in c.source and "HIDDEN TESTS" not in c.source
+        tags = c.metadata.get("tags", [])
+        if c.cell_type == "code":
+            assert c.outputs == []
+            expect_error = kit.is_test(c) or (kit.is_answer(c) and "raise NotImplementedError" in c.source)
+            assert ("raises-exception" in tags) == expect_error, f"cell {c.get('id')}: wrong raises-exception tag"
+        if kit.is_test(c):
+            assert c.metadata.get("editable") is False and c.metadata.get("deletable") is False
+
+
+def test_worked_examples_are_graded():
+    """The three practice problems of the course notes are graded exercises."""
+    ex2, ex3 = kit.source_nb("ex2_elbo"), kit.source_nb("ex3_gaussian_kl")
+    manual2 = [c for c in ex2.cells if kit.nbgrader_md(c).get("grade") and c.cell_type == "markdown"]
+    assert manual2 and "ELBO" in manual2[0].source and r"\log p(x)" in manual2[0].source
+    assert "3.125" in kit.cell(ex3, "test_kl_worked_example").source
+    assert "kl_by_hand" in kit.cell(ex3, "kl_by_hand").source
+    manual3 = kit.cell(ex3, "derivation_squared_error")
+    assert manual3.cell_type == "markdown" and "squared" in kit.cell(ex3, "test_squared_error_form").source
+
+
+def test_typical_bugs_and_cheats_target_real_cells():
+    for assignment, overrides in kit.WRONG.items():
+        ids = {kit.grade_id(c) for c in kit.source_nb(assignment).cells if kit.is_answer(c)}
+        assert set(overrides) <= ids
+    assert set(kit.WRONG) == set(EXPECTED)
+    for name, make in kit.CHEATS.items():
+        nb = make(kit.release_nb(kit.CHEAT_ASSIGNMENT))
+        assert nb.cells, name
+
+
+def test_grader_config():
+    """The config loads, and its preprocessors are nbgrader ones (a plain nbconvert one is disabled)."""
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(kit.AUTOGRADER)).load_config()
+    assert cfg.CourseDirectory.source_directory == "../solutions"
+    assert cfg.CourseDirectory.release_directory == "../book/exercises"
+    assert cfg.CourseDirectory.course_id == "vaecourse"
+    assert 0 < cfg.Execute.timeout <= 120 and cfg.Execute.interrupt_on_timeout
+    assert cfg.OverwriteCells.add_missing_cells is True
+    pipelines = (cfg.GenerateAssignment.preprocessors, cfg.Autograde.sanitize_preprocessors,
+                 cfg.Autograde.autograde_preprocessors, cfg.GenerateFeedback.preprocessors)
+    names = {p.__name__ for pipeline in pipelines for p in pipeline}
+    assert {"TagExpectedErrors", "SanitizeSubmission", "RestoreMissingCells", "ResilientExecute",
+            "FeedbackSanitizer"} <= names
+    for pipeline in pipelines:
+        for pp in pipeline:
+            if pp.__module__ == "vaecourse_grader":
+                assert issubclass(pp, NbGraderPreprocessor), pp
+
+
+def test_toc_lists_every_exercise():
+    toc = yaml.safe_load((kit.REPO / "_toc.yml").read_text())
+    part = next(p for p in toc["parts"] if p["caption"] == "Exercises")
+    (landing,) = part["chapters"]
+    assert landing["file"] == "book/exercises/index"
+    assert [s["file"] for s in landing["sections"]] == [f"book/exercises/{a}/{a}" for a in EXPECTED]
+
+
+def test_index_lists_every_exercise_with_its_points():
+    index = (kit.RELEASE / "index.md").read_text()
+    for a in EXPECTED:
+        row = next(line for line in index.splitlines() if f"({a}/{a}.ipynb)" in line)
+        auto, manual = kit.autograded_points(a), kit.manual_points(a)
+        assert row.rstrip(" |").endswith(f"{auto} + {manual}" if manual else f"{auto}"), row
+
+
+def test_readme_documents_both_workflows():
+    readme = (kit.REPO / "README.md").read_text()
+    section = readme.split("<!-- exercises:start -->")[1].split("<!-- exercises:end -->")[0]
+    for command in ("nbgrader validate", "nbgrader submit", "nbgrader fetch_assignment", "cd autograder",
+                    "nbgrader generate_assignment", "nbgrader release_assignment", "nbgrader collect",
+                    "nbgrader autograde", "nbgrader generate_feedback", "nbgrader export", "make exercises"):
+        assert command in section, command
