@@ -5,7 +5,11 @@ Holds:
         `const THEBE_JS_URL = ...` script through `app.add_js_file(None, body=...)`; Sphinx 7.4 stores
         it once as filename None and once as '' and so writes it twice, and the second copy is a
         "SyntaxError: Identifier 'THEBE_JS_URL' has already been declared" on every page.
-The browser test (tests/test_browser.py) fails on any console error, so this keeps pages clean.
+    rewrite_bibliography -- write the page holding {bibliography} on every build. It lists what the
+        other pages cite, but sphinxcontrib-bibtex only rewrites it when that page itself changes: after
+        a chapter cites a new paper, an incremental build left the citation links pointing at entries
+        (#idN) missing from the stale bibliography page.
+The browser test (tests/test_browser.py) fails on console errors and broken anchors; these keep pages clean.
 """
 
 
@@ -27,6 +31,15 @@ def dedupe_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = unique
 
 
+def rewrite_bibliography(app, env):
+    try:
+        domain = env.get_domain("cite")
+    except Exception:  # sphinxcontrib-bibtex not loaded
+        return []
+    return sorted({key.docname for key in getattr(domain, "bibliographies", {})})
+
+
 def setup(app):
     app.connect("html-page-context", dedupe_scripts)
+    app.connect("env-updated", rewrite_bibliography)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
