@@ -11,17 +11,43 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "book" / "data" / "iwae_table.json"
-RUN_KEYS = {"objective", "k", "test_nll", "test_elbo", "test_iwae_bound", "test_kl", "active_units", "activity",
-            "kl_per_dim", "z_dim",
-            "final_train_loss", "train_loss_per_epoch", "train_seconds", "eval_seconds", "seconds"}
+RUN_KEYS = {
+    "objective",
+    "k",
+    "test_nll",
+    "test_elbo",
+    "test_iwae_bound",
+    "test_kl",
+    "active_units",
+    "activity",
+    "kl_per_dim",
+    "z_dim",
+    "final_train_loss",
+    "train_loss_per_epoch",
+    "train_seconds",
+    "eval_seconds",
+    "seconds",
+}
 
 
 def check_schema(result):
     """The JSON holds settings, one finite record per (objective, k), the paper's numbers and the machine."""
     assert {"settings", "runs", "paper", "machine", "total_seconds", "command"} <= set(result)
     s = result["settings"]
-    for key in ("n_train", "n_test", "epochs", "batch_size", "lr", "k_list", "objectives", "eval_k",
-                "architecture", "seed", "smoke", "active_unit_threshold"):
+    for key in (
+        "n_train",
+        "n_test",
+        "epochs",
+        "batch_size",
+        "lr",
+        "k_list",
+        "objectives",
+        "eval_k",
+        "architecture",
+        "seed",
+        "smoke",
+        "active_unit_threshold",
+    ):
         assert key in s, key
     pairs = [(r["objective"], r["k"]) for r in result["runs"]]
     assert pairs == [(o, k) for o in s["objectives"] for k in s["k_list"]]
@@ -47,10 +73,17 @@ def check_schema(result):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("iwae") / "table.json"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               VAECOURSE_DEVICE="cpu")
-    proc = subprocess.run([sys.executable, "-m", "vaecourse.iwae_table", "--smoke", "--no-progress",
-                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), VAECOURSE_DEVICE="cpu"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "vaecourse.iwae_table", "--smoke", "--no-progress", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"wrote {out}" in proc.stdout
     return json.loads(out.read_text())
@@ -87,6 +120,9 @@ def test_bad_arguments_are_rejected():
         parse_args(["--epochs", "0"])
     with pytest.raises(SystemExit):
         parse_args(["--k", "0", "5"])
+    for bad in (["--n-test", "1"], ["--n-train", "0"], ["--lr", "-1"], ["--lr", "nan"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
     args = parse_args(["--smoke", "--epochs", "4"])
     assert args.epochs == 4 and args.k_list == [1, 5]
 
