@@ -83,18 +83,21 @@ class LinearGaussianVAE(_LatentModel):
         self._check_x(x)
         return self.marginal().log_prob(x)
 
+    def _posterior(self, x):
+        self._check_x(x)
+        prec = self._posterior_precision()  # (Z, Z)
+        cov = torch.linalg.inv(prec)
+        mean = (x - self.b) @ self.W @ cov / torch.exp(self.obs_logvar)  # (B, Z)
+        return mean, cov, prec
+
     def posterior(self, x):
         """Exact p(z|x) = N(mean, cov): returns ``(mean (B, Z), cov (Z, Z))``; cov does not depend on x."""
-        self._check_x(x)
-        cov = torch.linalg.inv(self._posterior_precision())  # (Z, Z)
-        mean = (x - self.b) @ self.W @ cov / torch.exp(self.obs_logvar)  # (B, Z)
-        return mean, cov
+        return self._posterior(x)[:2]
 
     def kl_to_posterior(self, x):
         """Exact KL(q(z|x) || p(z|x)) between the diagonal encoder and the full posterior, shape (B,)."""
-        m, cov = self.posterior(x)
+        m, cov, prec = self._posterior(x)
         mu, logvar = self.encode(x)
-        prec = self._posterior_precision()
         d = mu - m  # (B, Z)
         trace = (torch.diagonal(prec) * torch.exp(logvar)).sum(-1)
         maha = ((d @ prec) * d).sum(-1)

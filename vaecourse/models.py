@@ -66,6 +66,17 @@ class _LatentModel(nn.Module):
         """log p(x|z) and log p(z) for z of shape (..., B, Z): each of shape (..., B)."""
         return self.log_px_z(x, z, y), _log_standard_normal(z)
 
+    def _sampled_log_weights(self, x, y, mu, logvar, k):
+        """Draw z_k ~ q(z|x) and return ``(log_w, log_px_z)``, each (K, B)."""
+        z = _reparameterize(mu, logvar, k)  # (K, B, Z)
+        log_px_z, log_pz = self.log_joint_terms(x, z, y)
+        return log_px_z + log_pz - _log_normal(z, mu, logvar), log_px_z
+
+    def _prior_sample(self, n):
+        """z ~ N(0, I) on the model's device and dtype, shape (n, Z)."""
+        p = next(self.parameters())
+        return torch.randn(_positive_int("n", n), self.z_dim, device=p.device, dtype=p.dtype)
+
     def objective_terms(self, x, y, objective, k, beta, free_bits):
         """The training objective and its logged pieces, each (B,): ``(objective, recon, kl)``.
 
@@ -76,9 +87,7 @@ class _LatentModel(nn.Module):
         kl_d = _gaussian_kl_per_dim(mu, logvar)  # (B, Z)
         kl = kl_d.sum(-1)
         if objective == "iwae":
-            z = _reparameterize(mu, logvar, k)  # (K, B, Z)
-            log_px_z, log_pz = self.log_joint_terms(x, z, y)  # (K, B) each
-            log_w = log_px_z + log_pz - _log_normal(z, mu, logvar)
+            log_w, log_px_z = self._sampled_log_weights(x, y, mu, logvar, k)  # (K, B) each
             return _iwae_bound(log_w), log_px_z.mean(0), kl
         z = _reparameterize(mu, logvar, k if k > 1 else None)  # (B, Z) or (K, B, Z)
         recon = self.log_px_z(x, z, y)
@@ -103,9 +112,7 @@ class _LatentModel(nn.Module):
     def log_weights(self, x, k, y=None):
         """Log importance weights ``log p(x, z_k) - log q(z_k|x)`` for z_k ~ q(z|x): shape (K, B)."""
         mu, logvar = self.encode(x, y)
-        z = _reparameterize(mu, logvar, k)  # (K, B, Z)
-        log_px_z, log_pz = self.log_joint_terms(x, z, y)
-        return log_px_z + log_pz - _log_normal(z, mu, logvar)  # (K, B)
+        return self._sampled_log_weights(x, y, mu, logvar, k)[0]
 
     def iwae_bound(self, x, k, *, y=None):
         """The K-sample importance-weighted bound of Burda et al. 2016, shape (B,)."""
@@ -143,17 +150,12 @@ class _LatentModel(nn.Module):
     @torch.no_grad()
     def sample(self, n, *, y=None):
         """Draw ``n`` latents from the prior and return the decoder means, shape (n, D)."""
-        n = _positive_int("n", n)
-        p = next(self.parameters())
-        z = torch.randn(n, self.z_dim, device=p.device, dtype=p.dtype)
-        return self.decode_mean(z, y)
+        return self.decode_mean(self._prior_sample(n), y)
 
     @torch.no_grad()
     def ancestral_sample(self, n, *, y=None):
         """The generative story: z ~ p(z), then x ~ p(x|z). Returns ``(z, x)``, shapes (n, Z), (n, D)."""
-        n = _positive_int("n", n)
-        p = next(self.parameters())
-        z = torch.randn(n, self.z_dim, device=p.device, dtype=p.dtype)
+        z = self._prior_sample(n)
         return z, self.sample_x_given_z(z, y)
 
     @torch.no_grad()
