@@ -151,8 +151,11 @@ def autograded_points(assignment):
 
 
 def manual_points(assignment):
-    return sum(nbgrader_md(c).get("points", 0) for c in source_nb(assignment).cells
-               if nbgrader_md(c).get("grade") and nbgrader_md(c).get("solution"))
+    return sum(
+        nbgrader_md(c).get("points", 0)
+        for c in source_nb(assignment).cells
+        if nbgrader_md(c).get("grade") and nbgrader_md(c).get("solution")
+    )
 
 
 # ----------------------------------------------------------------------------- typical mistakes
@@ -208,6 +211,7 @@ WRONG = {
 # Each function takes the released notebook (deep-copied) and returns the cheating submission.
 # They are written for ex3_gaussian_kl, the representative assignment.
 
+
 def _answer(nb, gid, source):
     cell(nb, gid).source = source
     return nb
@@ -217,8 +221,11 @@ def cheat_hardcoded(nb):
     """Return the values the visible tests print, whatever the input."""
     _answer(nb, "gaussian_kl", "def gaussian_kl(mu, logvar):\n    return torch.tensor(3.125)")
     _answer(nb, "kl_by_hand", "kl_terms = [3.125, 0.0]\nkl_by_hand = 3.125")
-    _answer(nb, "gaussian_log_likelihood",
-            "def gaussian_log_likelihood(x, mean, logvar):\n    return torch.tensor(-math.log(2 * math.pi) - 2.5)")
+    _answer(
+        nb,
+        "gaussian_log_likelihood",
+        "def gaussian_log_likelihood(x, mean, logvar):\n    return torch.tensor(-math.log(2 * math.pi) - 2.5)",
+    )
     _answer(nb, "squared_error_form", "def squared_error_form(d, obs_var):\n    return 0.5, 0.0")
     return nb
 
@@ -263,13 +270,18 @@ def cheat_always_equal(nb):
 
 def cheat_patched_allclose(nb):
     """Make every closeness check pass, then answer with zeros."""
-    _answer(nb, "gaussian_kl", (
-        "import torch.testing\n"
-        "torch.allclose = lambda *args, **kwargs: True\n"
-        "torch.isclose = lambda a, b, *args, **kwargs: torch.ones_like(torch.as_tensor(a), dtype=torch.bool)\n"
-        "torch.testing.assert_close = lambda *args, **kwargs: None\n"
-        "torch.Tensor.__sub__ = lambda self, other: torch.zeros_like(self)\n"
-        "def gaussian_kl(mu, logvar):\n    return torch.zeros(mu.shape[:-1], dtype=mu.dtype)"))
+    _answer(
+        nb,
+        "gaussian_kl",
+        (
+            "import torch.testing\n"
+            "torch.allclose = lambda *args, **kwargs: True\n"
+            "torch.isclose = lambda a, b, *args, **kwargs: torch.ones_like(torch.as_tensor(a), dtype=torch.bool)\n"
+            "torch.testing.assert_close = lambda *args, **kwargs: None\n"
+            "torch.Tensor.__sub__ = lambda self, other: torch.zeros_like(self)\n"
+            "def gaussian_kl(mu, logvar):\n    return torch.zeros(mu.shape[:-1], dtype=mu.dtype)"
+        ),
+    )
     return nb
 
 
@@ -306,8 +318,11 @@ def cheat_infinite_loop(nb):
 
 def cheat_stubborn_loop(nb):
     """A loop that swallows KeyboardInterrupt, so interrupting the kernel does not stop it."""
-    _answer(nb, "gaussian_kl", (
-        "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass"))
+    _answer(
+        nb,
+        "gaussian_kl",
+        ("import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass"),
+    )
     return nb
 
 
@@ -318,6 +333,7 @@ def cheat_kernel_exit(nb):
 
 
 # Honest work in a mangled notebook: the grader must restore the tests and give full marks.
+
 
 def solved_tests_deleted(release_root=RELEASE):
     """Correct answers, every test cell deleted (they must come back after the right answers)."""

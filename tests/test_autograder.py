@@ -41,8 +41,13 @@ def _cli(*args, cwd, log):
     """Start `nbgrader ARGS` as a separate process (the command a user types), logging to `log`."""
     kit.venv_on_path()
     out = open(log, "w")
-    return subprocess.Popen([sys.executable, "-m", "nbgrader", *map(str, args)], cwd=cwd, stdout=out,
-                            stderr=subprocess.STDOUT, env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, "-m", "nbgrader", *map(str, args)],
+        cwd=cwd,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
 
 
 def _wait(proc, log, what):
@@ -73,8 +78,14 @@ def graded(tmp_path_factory):
 
     # 1. release.py in the copy: book/exercises and a gradebook with every assignment
     with kit.timer(times, "release.py (6 assignments)"):
-        rel = subprocess.run([sys.executable, "release.py", "--keep-gradebook"], cwd=ag_a, capture_output=True,
-                             text=True, timeout=300, env=dict(os.environ))
+        rel = subprocess.run(
+            [sys.executable, "release.py", "--keep-gradebook"],
+            cwd=ag_a,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ),
+        )
     assert rel.returncode == 0, rel.stdout + rel.stderr
     release_root = a_root / "book" / "exercises"
 
@@ -88,8 +99,9 @@ def graded(tmp_path_factory):
             subs_b[("blank", a)] = kit.release_nb(a, release_root)
             subs_b[("wrong", a)] = kit.solved(a, kit.WRONG[a], release_root=release_root)
     for name in CHEATS_B:
-        subs_b[(f"cheat-{name}", kit.CHEAT_ASSIGNMENT)] = kit.CHEATS[name](kit.release_nb(kit.CHEAT_ASSIGNMENT,
-                                                                                          release_root))
+        subs_b[(f"cheat-{name}", kit.CHEAT_ASSIGNMENT)] = kit.CHEATS[name](
+            kit.release_nb(kit.CHEAT_ASSIGNMENT, release_root)
+        )
     digests = {("B",) + key: _digest(_submit(ag_b, *key, nb)) for key, nb in subs_b.items()}
     t_grade = time.perf_counter()
     grade_b = _cli("autograde", "*", f"--Execute.timeout={TIMEOUT}", cwd=ag_b, log=tmp / "autograde_B.log")
@@ -125,8 +137,9 @@ def graded(tmp_path_factory):
             subs_a[("ref", a)] = kit.solved(a, release_root=release_root)
             subs_a[("wrong", a)] = kit.solved(a, kit.WRONG[a], release_root=release_root)
     for name in CHEATS_A:
-        subs_a[(f"cheat-{name}", kit.CHEAT_ASSIGNMENT)] = kit.CHEATS[name](kit.release_nb(kit.CHEAT_ASSIGNMENT,
-                                                                                          release_root))
+        subs_a[(f"cheat-{name}", kit.CHEAT_ASSIGNMENT)] = kit.CHEATS[name](
+            kit.release_nb(kit.CHEAT_ASSIGNMENT, release_root)
+        )
     subs_a[("tests-deleted", kit.CHEAT_ASSIGNMENT)] = kit.solved_tests_deleted(release_root)
     subs_a[("metadata-tampered", kit.CHEAT_ASSIGNMENT)] = kit.solved_metadata_tampered(release_root)
     digests.update({("A",) + key: _digest(_submit(ag_a, *key, nb)) for key, nb in subs_a.items()})
@@ -140,8 +153,14 @@ def graded(tmp_path_factory):
     validate = {}
     for name, args in [("solved", [solved_nb]), ("blank", [blank_nb]), ("--invert, 6 blanks", ["--invert", *blanks])]:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *map(str, args)], cwd=student_dir,
-                              capture_output=True, text=True, timeout=300, env=dict(os.environ))
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbgrader", "validate", *map(str, args)],
+            cwd=student_dir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ),
+        )
         validate[name] = (proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0)
 
     _wait(grade_b, tmp / "autograde_B.log", "autograde in course B")
@@ -151,8 +170,10 @@ def graded(tmp_path_factory):
 
     # 5. feedback and grades
     with kit.timer(times, "generate_feedback, both courses"):
-        fb = [_cli("generate_feedback", "*", cwd=ag, log=tmp / f"feedback_{k}.log") for k, ag in (("A", ag_a),
-                                                                                                   ("B", ag_b))]
+        fb = [
+            _cli("generate_feedback", "*", cwd=ag, log=tmp / f"feedback_{k}.log")
+            for k, ag in (("A", ag_a), ("B", ag_b))
+        ]
         for k, proc in zip("AB", fb):
             _wait(proc, tmp / f"feedback_{k}.log", f"generate_feedback in course {k}")
     for ag in (ag_a, ag_b):
@@ -179,8 +200,16 @@ def graded(tmp_path_factory):
     report += ["scores (autograded part; manual answers are graded by hand):"]
     report += [f"  {s:24s} {a:24s} {v['score']:4.1f} / {v['max']:4.1f}" for (s, a), v in sorted(scores.items())]
     print("\n".join(report))
-    return dict(courses={"A": ag_a, "B": ag_b}, release_root=release_root, scores=scores, rows=rows,
-                digests=digests, validate=validate, times=times, n=n_subs)
+    return dict(
+        courses={"A": ag_a, "B": ag_b},
+        release_root=release_root,
+        scores=scores,
+        rows=rows,
+        digests=digests,
+        validate=validate,
+        times=times,
+        n=n_subs,
+    )
 
 
 def _auto_max(assignment):
@@ -278,15 +307,21 @@ def test_feedback_explains_crashes_and_timeouts(graded):
     assert "DeadKernelError" in exit_page and "NotRun" in exit_page
     stubborn = (fb / "cheat-stubborn-loop" / kit.CHEAT_ASSIGNMENT / f"{kit.CHEAT_ASSIGNMENT}.html").read_text()
     assert "CellTimeoutError" in stubborn
-    loop = (graded["courses"]["A"] / "feedback" / "cheat-infinite-loop" / kit.CHEAT_ASSIGNMENT /
-            f"{kit.CHEAT_ASSIGNMENT}.html").read_text()
+    loop = (
+        graded["courses"]["A"]
+        / "feedback"
+        / "cheat-infinite-loop"
+        / kit.CHEAT_ASSIGNMENT
+        / f"{kit.CHEAT_ASSIGNMENT}.html"
+    ).read_text()
     assert "CellTimeoutError" in loop
 
 
 def test_feedback_names_the_failed_check(graded):
     """bob's feedback says which test failed, with its message, but not its hidden code."""
-    page = (graded["courses"]["A"] / "feedback" / "bob" / EXCHANGE_ASSIGNMENT /
-            f"{EXCHANGE_ASSIGNMENT}.html").read_text()
+    page = (
+        graded["courses"]["A"] / "feedback" / "bob" / EXCHANGE_ASSIGNMENT / f"{EXCHANGE_ASSIGNMENT}.html"
+    ).read_text()
     assert "gaussian_kl reproduces the worked example" in page
     assert "expected 3.125" in page
 
@@ -300,8 +335,9 @@ def test_validate_reports_success_and_failure(graded):
     code, out, _ = graded["validate"]["blank"]
     assert code == 0 and "VALIDATION FAILED" in out and "NotImplementedError" in out, out[-2000:]
     code, out, _ = graded["validate"]["--invert, 6 blanks"]  # every test cell of every release fails
-    assert code == 0 and out.count("Success! The notebook does not pass any tests.") == len(kit.ASSIGNMENTS), (
-        out[-3000:])
+    assert code == 0 and out.count("Success! The notebook does not pass any tests.") == len(kit.ASSIGNMENTS), out[
+        -3000:
+    ]
     assert "NOTEBOOK PASSED ON" not in out
 
 

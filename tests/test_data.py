@@ -11,9 +11,7 @@ import torch
 import vaecourse as vc
 
 
-@pytest.mark.parametrize(
-    "loader,d,n_train,n_test", [(vc.load_digits, 64, 1438, 359), (vc.load_mnist, 784, 4000, 1000)]
-)
+@pytest.mark.parametrize("loader,d,n_train,n_test", [(vc.load_digits, 64, 1438, 359), (vc.load_mnist, 784, 4000, 1000)])
 def test_loaders_give_a_fixed_stratified_split(loader, d, n_train, n_test):
     a, b = loader(), loader()
     assert a.x_train.shape == (n_train, d) and a.x_test.shape == (n_test, d)

@@ -12,8 +12,14 @@ import pytest
 import yaml
 from traitlets.config.loader import PyFileConfigLoader
 
-EXPECTED = ["ex1_latent_models", "ex2_elbo", "ex3_gaussian_kl", "ex4_reparameterization",
-            "ex5_posterior_collapse", "ex6_iwae"]
+EXPECTED = [
+    "ex1_latent_models",
+    "ex2_elbo",
+    "ex3_gaussian_kl",
+    "ex4_reparameterization",
+    "ex5_posterior_collapse",
+    "ex6_iwae",
+]
 
 
 def test_one_assignment_per_chapter():
@@ -45,7 +51,8 @@ def test_source_notebook(assignment):
             assert re.match(r'^(""".+"""|# .+)$', first), f"{kit.grade_id(c)}: first line must say what it checks"
             assert md["locked"] and md["points"] > 0
             assert c.source.count("### BEGIN HIDDEN TESTS") == c.source.count("### END HIDDEN TESTS") == 1, (
-                f"{kit.grade_id(c)}: every test cell has a hidden part")
+                f"{kit.grade_id(c)}: every test cell has a hidden part"
+            )
             visible = c.source.split("### BEGIN HIDDEN TESTS")[0]
             assert len(visible.strip().splitlines()) >= 2, f"{kit.grade_id(c)}: needs a visible check as well"
         elif md.get("grade") and md.get("solution"):  # answered by hand
@@ -98,11 +105,20 @@ def test_grader_config():
     assert cfg.CourseDirectory.course_id == "vaecourse"
     assert 0 < cfg.Execute.timeout <= 120 and cfg.Execute.interrupt_on_timeout
     assert cfg.OverwriteCells.add_missing_cells is True
-    pipelines = (cfg.GenerateAssignment.preprocessors, cfg.Autograde.sanitize_preprocessors,
-                 cfg.Autograde.autograde_preprocessors, cfg.GenerateFeedback.preprocessors)
+    pipelines = (
+        cfg.GenerateAssignment.preprocessors,
+        cfg.Autograde.sanitize_preprocessors,
+        cfg.Autograde.autograde_preprocessors,
+        cfg.GenerateFeedback.preprocessors,
+    )
     names = {p.__name__ for pipeline in pipelines for p in pipeline}
-    assert {"TagExpectedErrors", "SanitizeSubmission", "RestoreMissingCells", "ResilientExecute",
-            "FeedbackSanitizer"} <= names
+    assert {
+        "TagExpectedErrors",
+        "SanitizeSubmission",
+        "RestoreMissingCells",
+        "ResilientExecute",
+        "FeedbackSanitizer",
+    } <= names
     for pipeline in pipelines:
         for pp in pipeline:
             if pp.__module__ == "vaecourse_grader":
@@ -128,7 +144,17 @@ def test_index_lists_every_exercise_with_its_points():
 def test_readme_documents_both_workflows():
     readme = (kit.REPO / "README.md").read_text()
     section = readme.split("<!-- exercises:start -->")[1].split("<!-- exercises:end -->")[0]
-    for command in ("nbgrader validate", "nbgrader submit", "nbgrader fetch_assignment", "cd autograder",
-                    "nbgrader generate_assignment", "nbgrader release_assignment", "nbgrader collect",
-                    "nbgrader autograde", "nbgrader generate_feedback", "nbgrader export", "make exercises"):
+    for command in (
+        "nbgrader validate",
+        "nbgrader submit",
+        "nbgrader fetch_assignment",
+        "cd autograder",
+        "nbgrader generate_assignment",
+        "nbgrader release_assignment",
+        "nbgrader collect",
+        "nbgrader autograde",
+        "nbgrader generate_feedback",
+        "nbgrader export",
+        "make exercises",
+    ):
         assert command in section, command

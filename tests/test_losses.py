@@ -45,9 +45,7 @@ def test_kl_float32_extremes_and_zero():
     assert torch.all(vc.gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 4)) == 0)
     # near logvar = 0 the expm1 form keeps relative accuracy where exp(l) - l - 1 cancels
     tiny = torch.full((1,), 1e-4)
-    assert vc.gaussian_kl(torch.zeros(1), tiny).item() == pytest.approx(
-        0.5 * (math.expm1(1e-4) - 1e-4), rel=1e-4
-    )
+    assert vc.gaussian_kl(torch.zeros(1), tiny).item() == pytest.approx(0.5 * (math.expm1(1e-4) - 1e-4), rel=1e-4)
 
 
 def test_kl_per_dim_sums_to_kl_and_is_nonnegative():

@@ -48,8 +48,7 @@ def _tensor(name, value, *, allow_number=False, finite=True):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if not value.is_floating_point():
         raise ValueError(
-            f"{name} must have a floating dtype (e.g. torch.float32), got {value.dtype}; "
-            f"convert with {name}.float()"
+            f"{name} must have a floating dtype (e.g. torch.float32), got {value.dtype}; convert with {name}.float()"
         )
     if finite and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
@@ -63,9 +62,7 @@ def _at_least_1d(name, value):
 
 def _same_shape(name_a, a, name_b, b):
     if a.shape != b.shape:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
 def _broadcastable(*named):

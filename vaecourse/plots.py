@@ -91,8 +91,7 @@ def plot_latent_scatter(model, x, labels, *, dims=(0, 1), title="Posterior means
         fig, ax = plt.subplots(figsize=(5.2, 4.4))
     else:
         fig = ax.figure
-    sc = ax.scatter(mu[:, dims[0]], mu[:, dims[1]], c=labels, cmap="tab10", s=6, alpha=0.8,
-                    vmin=-0.5, vmax=9.5)
+    sc = ax.scatter(mu[:, dims[0]], mu[:, dims[1]], c=labels, cmap="tab10", s=6, alpha=0.8, vmin=-0.5, vmax=9.5)
     fig.colorbar(sc, ax=ax, ticks=range(10), label="label")
     ax.set_xlabel(f"$z_{dims[0] + 1}$")
     ax.set_ylabel(f"$z_{dims[1] + 1}$")
@@ -101,8 +100,9 @@ def plot_latent_scatter(model, x, labels, *, dims=(0, 1), title="Posterior means
 
 
 @torch.no_grad()
-def plot_traversal(model, *, n=12, extent=2.5, dims=(0, 1), base=None,
-                   title="Decoder means over a grid of latent values"):
+def plot_traversal(
+    model, *, n=12, extent=2.5, dims=(0, 1), base=None, title="Decoder means over a grid of latent values"
+):
     """Decode an ``n`` x ``n`` grid in latent dimensions ``dims`` (others held at ``base``, default 0).
 
     With a 2-D latent space this is the whole learned manifold; ``extent`` is in prior standard
@@ -132,8 +132,12 @@ def plot_history(histories, keys=("loss", "recon", "kl"), title=None):
     """Plot per-epoch curves from ``vc.train`` histories (one dict, or {name: dict} for several runs)."""
     if isinstance(histories, dict) and "loss" in histories:
         histories = {"": histories}
-    labels = {"loss": "loss (negative objective)", "recon": "E_q log p(x|z)", "kl": "KL(q || p(z))",
-              "beta": "KL weight"}
+    labels = {
+        "loss": "loss (negative objective)",
+        "recon": "E_q log p(x|z)",
+        "kl": "KL(q || p(z))",
+        "beta": "KL weight",
+    }
     fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 2.8), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for name, h in histories.items():

@@ -6,11 +6,13 @@ Holds:
                           (Bowman et al. 2016; Fu et al. 2019 for the cyclical one).
     latent_activity, active_units -- Cov_x(E_q[z_j]) and the count above a threshold (Burda et al. 2016).
 
-Why the loop is fast (see ``python -m vaecourse.bench``): the data live on the device as one tensor,
-shuffled with one gather per epoch and cut into contiguous slices (no DataLoader, no per-sample
-collation, no per-step copy); the decoder
-works in logits (``binary_cross_entropy_with_logits``, no separate sigmoid); running sums stay on the
-device and are read once per epoch (no ``.item()`` per step); Adam is the fused kernel.
+Why the loop is fast (see ``python -m vaecourse.bench`` and the README's Performance section):
+the data live on the device as one tensor and each batch is one ``index_select`` of a shuffled
+index (no DataLoader, no per-sample collation, no host-to-device copy); running sums stay on the
+device and are read once per epoch (no ``.item()`` per step); Adam is the fused kernel. For the
+common case (MLP VAE, Bernoulli decoder, single-sample ELBO) the backward pass is written out in
+``backprop.py``, so a step is little more than its matrix products; every other case uses autograd,
+with the decoder in logits (``binary_cross_entropy_with_logits``, no separate sigmoid).
 """
 
 import math
@@ -19,6 +21,7 @@ import time
 
 import torch
 
+from .backprop import ManualELBO
 from .device import get_device
 from .losses import _check_int, _check_k, _tensor
 
@@ -92,10 +95,10 @@ def _check_data(model, x, y):
         raise ValueError(f"data must have shape (N, {model.x_dim}), got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError("data is empty")
-    if not bool(torch.isfinite(x).all()):
+    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass; NaN propagates into both
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("data contains NaN or infinite values; clean or impute them before training")
-    if getattr(model, "likelihood", None) == "bernoulli" and bool(((x < 0) | (x > 1)).any()):
-        lo, hi = float(x.min()), float(x.max())
+    if getattr(model, "likelihood", None) == "bernoulli" and (lo < 0 or hi > 1):
         raise ValueError(f"data must lie in [0, 1] for a Bernoulli decoder, got values in [{lo}, {hi}]")
     if model.cond_dim:
         if y is None:
@@ -174,6 +177,7 @@ def train(
     if optimizer is None:
         fused = device.type in ("cpu", "cuda")
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+    manual = ManualELBO.for_model(model, objective, k, free_bits)  # None: autograd does the backward
 
     history = {"epoch": [], "loss": [], "recon": [], "kl": [], "beta": [], "seconds": [], "samples_per_s": []}
     epoch_iter = range(1, epochs + 1)
@@ -187,23 +191,24 @@ def train(
         t0 = time.perf_counter()
         sums = torch.zeros(3, device=device)  # (loss, recon, kl) summed over examples, read once
         perm = torch.randperm(n, device=device)
-        xs = x.index_select(0, perm)  # one gather per epoch; batches below are contiguous views
-        ys = None if y is None else y.index_select(0, perm)
         beta_t = beta
         for start in range(0, n, batch_size):
-            xb = xs[start : start + batch_size]  # (B, D)
-            yb = None if ys is None else ys[start : start + batch_size]
+            idx = perm[start : start + batch_size]
+            xb = x.index_select(0, idx)  # (B, D), gathered into a fresh cache-hot block
+            yb = None if y is None else y.index_select(0, idx)
             if dynamic_binarization:
                 xb = torch.bernoulli(xb)
             if kl_schedule is not None:
                 beta_t = beta * float(kl_schedule(step))
-            obj, recon, kl = model.objective_terms(xb, yb, objective, k, beta_t, free_bits)  # (B,) each
-            loss = -obj.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if manual is not None:
+                terms = manual.step(xb, beta_t)  # (3,) batch sums; gradients written into .grad
+            else:
+                obj, recon, kl = model.objective_terms(xb, yb, objective, k, beta_t, free_bits)  # (B,) each
+                optimizer.zero_grad(set_to_none=True)
+                (-obj.mean()).backward()
+                terms = torch.stack((-obj.sum(), recon.sum(), kl.sum())).detach()
             optimizer.step()
-            with torch.no_grad():
-                sums += torch.stack((-obj.sum(), recon.sum(), kl.sum()))
+            sums += terms
             step += 1
         loss_e, recon_e, kl_e = (sums / n).tolist()  # the one host sync per epoch
         seconds = time.perf_counter() - t0

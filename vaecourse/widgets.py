@@ -15,8 +15,10 @@ from .plots import show_images
 
 __all__ = ["latent_explorer", "value_explorer"]
 
-STATIC_NOTE = ("Static view: open this page as a notebook (download button at the top, or "
-               "`jupyter lab book/`) to move the sliders live.")
+STATIC_NOTE = (
+    "Static view: open this page as a notebook (download button at the top, or "
+    "`jupyter lab book/`) to move the sliders live."
+)
 
 
 def _show(fig):
@@ -45,13 +47,18 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
         z = torch.zeros(len(dims) * n, model.z_dim, device=dev)
         for row, d in enumerate(dims):
             z[row * n : (row + 1) * n, d] = vals
-        fig = show_images(model.decode_mean(z).cpu(), ncols=n,
-                          title=f"Each row moves one latent dimension from -{extent:g} to {extent:g}")
+        fig = show_images(
+            model.decode_mean(z).cpu(),
+            ncols=n,
+            title=f"Each row moves one latent dimension from -{extent:g} to {extent:g}",
+        )
         return fig
     import ipywidgets as W
 
-    sliders = [W.FloatSlider(value=0.0, min=-extent, max=extent, step=step, description=f"z{d + 1}",
-                             continuous_update=True) for d in dims]
+    sliders = [
+        W.FloatSlider(value=0.0, min=-extent, max=extent, step=step, description=f"z{d + 1}", continuous_update=True)
+        for d in dims
+    ]
     out = W.Output()
 
     @torch.no_grad()
