@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import vaecourse as vc
-from vaecourse.backprop import ManualELBO
+from vaecourse.backprop import FusedAdam, ManualELBO
 from vaecourse.losses import _gaussian_kl_per_dim
 
 
@@ -119,3 +119,27 @@ def test_training_matches_the_autograd_path(monkeypatch, options):
         assert fast[key] == pytest.approx(slow[key], rel=1e-4), key
     for a, b in zip(fast_model.parameters(), slow_model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_fused_adam_is_torch_adam():
+    """FusedAdam takes exactly the steps of torch.optim.Adam(fused=True) on the same gradients."""
+    torch.manual_seed(0)
+    a, b = vc.VAE(12, 3, hidden=(8,)), vc.VAE(12, 3, hidden=(8,))
+    b.load_state_dict(a.state_dict())
+    for p in b.parameters():
+        p.grad = torch.zeros_like(p)
+    ours = FusedAdam(b.parameters(), lr=3e-3)
+    start = [p.detach().clone() for p in b.parameters()]
+    ref = torch.optim.Adam(a.parameters(), lr=3e-3, fused=True)
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in a.parameters()]
+        for pa, pb, g in zip(a.parameters(), b.parameters(), grads):
+            pa.grad = g.clone()
+            pb.grad.copy_(g)
+        ref.step()
+        ours.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    assert all((p - p0).abs().max() > 1e-3 for p, p0 in zip(b.parameters(), start))  # it moved
+    with pytest.raises(ValueError, match="grad"):
+        FusedAdam(vc.VAE(4, 2).parameters())

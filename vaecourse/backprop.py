@@ -24,8 +24,9 @@ bits, Gaussian decoders, labels, other activations, frozen parameters) goes thro
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.optim.adam import adam
 
-__all__ = ["ManualELBO"]
+__all__ = ["ManualELBO", "FusedAdam"]
 
 _ACTIVATIONS = (nn.ReLU, nn.Tanh)
 
@@ -136,3 +137,42 @@ class ManualELBO:
         ge[:, z_dim:] = gz.mul_(eps).mul_(std).mul_(0.5).add_(em1, alpha=0.5 * beta)
         _backward(self.enc, enc_in, ge, 1.0 / b, input_grad=False)
         return torch.stack((kl * beta - recon, recon, kl))
+
+
+class FusedAdam:
+    """Adam (Kingma & Ba 2015, torch's defaults) with the fused kernel, for gradients that stay in
+    the same ``.grad`` tensors from step to step, as ``ManualELBO`` leaves them.
+
+    It calls ``torch.optim.adam.adam``, the functional form behind ``torch.optim.Adam(fused=True)``,
+    on state it allocates once: the same update, without the per-step regrouping of parameters and
+    state that ``Optimizer.step`` does (about 5% of a training step on a 2-core CPU).
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params = list(params)
+        if any(p.grad is None for p in self.params):
+            raise ValueError("FusedAdam needs every parameter's .grad allocated (ManualELBO does that)")
+        self.lr, self.betas, self.eps = float(lr), betas, float(eps)
+        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+
+    @torch.no_grad()
+    def step(self):
+        beta1, beta2 = self.betas
+        adam(
+            self.params,
+            [p.grad for p in self.params],
+            self.exp_avgs,
+            self.exp_avg_sqs,
+            [],
+            self.steps,
+            fused=True,
+            amsgrad=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=self.lr,
+            weight_decay=0.0,
+            eps=self.eps,
+            maximize=False,
+        )

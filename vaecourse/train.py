@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from .backprop import ManualELBO
+from .backprop import FusedAdam, ManualELBO
 from .device import get_device
 from .losses import _check_int, _check_k, _tensor
 
@@ -174,10 +174,13 @@ def train(
     x = x.to(device, torch.float32).contiguous()  # (N, D), resident on the device
     y = None if y is None else y.to(device)
     n = x.shape[0]
+    manual = ManualELBO.for_model(model, objective, k, free_bits)  # None: autograd does the backward
     if optimizer is None:
         fused = device.type in ("cpu", "cuda")
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
-    manual = ManualELBO.for_model(model, objective, k, free_bits)  # None: autograd does the backward
+        if manual is not None and fused:
+            optimizer = FusedAdam(model.parameters(), lr=lr)
+        else:
+            optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
 
     history = {"epoch": [], "loss": [], "recon": [], "kl": [], "beta": [], "seconds": [], "samples_per_s": []}
     epoch_iter = range(1, epochs + 1)
