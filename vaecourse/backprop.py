@@ -18,13 +18,15 @@ the gradients have short closed forms:
 ``vc.train`` minimizes the batch *mean* L / B; the 1/B rides along as the ``alpha`` of the
 weight-gradient matmuls, so no (B, D) tensor is ever rescaled. Every other case (IWAE, k > 1, free
 bits, Gaussian decoders, labels, other activations, frozen parameters) goes through autograd.
-``tests/test_train.py`` checks these gradients against autograd's on the same noise.
+``tests/test_backprop.py`` checks these gradients against autograd's on the same noise.
 """
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim.adam import adam
+
+from .losses import _gaussian_kl_per_dim
 
 __all__ = ["ManualELBO", "FusedAdam"]
 
@@ -127,8 +129,8 @@ class ManualELBO:
 
         # sum_b log p(x_b|z_b) = sum x * l - softplus(l): a dot product and one elementwise pass
         recon = torch.dot(x.reshape(-1), logits.reshape(-1)) - F.softplus(logits).sum()
-        em1 = torch.expm1(logvar)
-        kl = 0.5 * (mu.pow(2) + em1 - logvar).sum()
+        kl = _gaussian_kl_per_dim(mu, logvar).sum()
+        em1 = torch.expm1(logvar)  # for dKL/dlogvar
 
         g = torch.sigmoid(logits).sub_(x)  # dL/dlogits, (B, D)
         gz = _backward(self.dec, dec_in, g, 1.0 / b, input_grad=True)  # (B, Z)
