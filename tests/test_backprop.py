@@ -143,3 +143,78 @@ def test_fused_adam_is_torch_adam():
     assert all((p - p0).abs().max() > 1e-3 for p, p0 in zip(b.parameters(), start))  # it moved
     with pytest.raises(ValueError, match="grad"):
         FusedAdam(vc.VAE(4, 2).parameters())
+
+
+def _subnormal_count(tensors):
+    return sum(int(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum()) for t in tensors)
+
+
+def _adam_after_a_long_silence(steps=900):
+    """FusedAdam on a gradient that is nonzero once and then zero for the given number of steps,
+    as for the weights of a pixel that is blank in all but one image."""
+    torch.manual_seed(0)
+    model = vc.VAE(6, 2, hidden=(4,))
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-2
+    opt = FusedAdam(params)
+    opt.step()
+    for p in params:
+        p.grad.zero_()
+    for _ in range(steps):
+        opt.step()
+    return opt
+
+
+def test_fused_adam_keeps_its_moments_out_of_the_subnormal_range(monkeypatch):
+    """Without the flush, 0.9^900 decay leaves subnormal moments (slow on x86); with it, none."""
+    assert _subnormal_count(_adam_after_a_long_silence().exp_avgs) == 0
+    monkeypatch.setattr("vaecourse.backprop.FLUSH_EVERY", 10**9)  # the flush switched off
+    assert _subnormal_count(_adam_after_a_long_silence().exp_avgs) > 0
+
+
+def test_flushing_tiny_moments_leaves_the_steps_unchanged():
+    """Flushing only moments below 1e-30: the parameters follow torch.optim.Adam exactly."""
+    torch.manual_seed(1)
+    a, b = vc.VAE(10, 3, hidden=(8,)), vc.VAE(10, 3, hidden=(8,))
+    b.load_state_dict(a.state_dict())
+    for p in b.parameters():
+        p.grad = torch.zeros_like(p)
+    ours, ref = FusedAdam(b.parameters()), torch.optim.Adam(a.parameters(), fused=True)
+    for t in range(200):  # three flushes; half the entries fall silent after step 5
+        grads = [torch.randn_like(p) * (1.0 if t < 5 else (torch.rand_like(p) < 0.5)) for p in a.parameters()]
+        for pa, pb, g in zip(a.parameters(), b.parameters(), grads):
+            pa.grad = g.clone()
+            pb.grad.copy_(g)
+        ref.step()
+        ours.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_fused_adam_rejects_mixed_parameters():
+    with pytest.raises(ValueError, match="no parameters"):
+        FusedAdam([])
+    p, q = torch.zeros(3, requires_grad=True), torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    p.grad, q.grad = torch.zeros_like(p), torch.zeros_like(q)
+    with pytest.raises(ValueError, match="one dtype"):
+        FusedAdam([p, q])
+
+
+def test_autograd_path_flushes_its_own_adam_only(monkeypatch):
+    """vc.train flushes the torch.optim.Adam it creates every FLUSH_EVERY steps, never a user's."""
+    import importlib
+
+    train_mod = importlib.import_module("vaecourse.train")  # the module; vc.train is the function
+    calls = []
+    real = train_mod._flush_tiny_moments_
+    monkeypatch.setattr(train_mod, "_flush_tiny_moments_", lambda m, v: calls.append((len(m), len(v))) or real(m, v))
+    x = vc.load_digits().x_train[:640]
+    model = vc.VAE(64, 2, hidden=(16,))
+    vc.train(model, x, epochs=14, batch_size=64, objective="iwae", k=2, progress=False, device="cpu")
+    n_params = len(list(model.parameters()))
+    assert calls == [(n_params, n_params)] * (140 // train_mod.FLUSH_EVERY)
+    calls.clear()
+    opt = torch.optim.Adam(model.parameters())
+    vc.train(model, x, epochs=14, batch_size=64, objective="iwae", k=2, progress=False, optimizer=opt, device="cpu")
+    assert calls == []

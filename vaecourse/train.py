@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from .backprop import FusedAdam, ManualELBO
+from .backprop import FLUSH_EVERY, FusedAdam, ManualELBO, _flush_tiny_moments_
 from .device import get_device
 from .losses import _check_int, _check_k, _tensor
 
@@ -175,12 +175,13 @@ def train(
     y = None if y is None else y.to(device)
     n = x.shape[0]
     manual = ManualELBO.for_model(model, objective, k, free_bits)  # None: autograd does the backward
+    torch_adam = None  # our own torch.optim.Adam, whose moments we keep out of the subnormal range
     if optimizer is None:
         fused = device.type in ("cpu", "cuda")
         if manual is not None and fused:
             optimizer = FusedAdam(model.parameters(), lr=lr)
         else:
-            optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+            optimizer = torch_adam = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
 
     history = {"epoch": [], "loss": [], "recon": [], "kl": [], "beta": [], "seconds": [], "samples_per_s": []}
     epoch_iter = range(1, epochs + 1)
@@ -193,10 +194,8 @@ def train(
     for epoch in epoch_iter:
         t0 = time.perf_counter()
         sums = torch.zeros(3, device=device)  # (loss, recon, kl) summed over examples, read once
-        perm = torch.randperm(n, device=device)
         beta_t = beta
-        for start in range(0, n, batch_size):
-            idx = perm[start : start + batch_size]
+        for idx in torch.randperm(n, device=device).split(batch_size):  # a shuffled epoch's batches
             xb = x.index_select(0, idx)  # (B, D), gathered into a fresh cache-hot block
             yb = None if y is None else y.index_select(0, idx)
             if dynamic_binarization:
@@ -213,6 +212,9 @@ def train(
             optimizer.step()
             sums += terms
             step += 1
+            if torch_adam is not None and step % FLUSH_EVERY == 0:  # FusedAdam does this itself
+                states = list(torch_adam.state.values())
+                _flush_tiny_moments_([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states])
         loss_e, recon_e, kl_e = (sums / n).tolist()  # the one host sync per epoch
         seconds = time.perf_counter() - t0
         for key, val in zip(history, (epoch, loss_e, recon_e, kl_e, beta_t, seconds, n / seconds)):
