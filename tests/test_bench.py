@@ -1,5 +1,6 @@
 """The benchmark runs in its quick mode, and both loops reach the same loss (no timing asserted)."""
 
+import pytest
 import torch
 
 from vaecourse import VAE
@@ -31,3 +32,35 @@ def test_quick_benchmark_prints_table_losses_agree_and_chunking_is_exact(capsys)
     assert ll[0]["chunk"] != ll[1]["chunk"] and all(torch.isfinite(r["estimates"]).all() for r in ll)
     # same seed, different chunk sizes: the same draws merged by logaddexp, equal up to float error
     torch.testing.assert_close(ll[0]["estimates"], ll[1]["estimates"], rtol=0, atol=1e-3)
+
+
+def test_summary_takes_pairwise_ratios_and_epoch_windows():
+    """Synthetic timings: the ratios are per repetition, over the whole call and the first and
+    last quarter of the epochs, then the median across repetitions."""
+
+    def row(rep, loop, epoch_seconds, total):
+        n_epochs = len(epoch_seconds)
+        return {
+            "rep": rep,
+            "loop": loop,
+            "loss": 1.0,
+            "seconds": total,
+            "samples_per_s": 100 * n_epochs / total,
+            "epoch_seconds": epoch_seconds,
+            "peak_mib": None,
+        }
+
+    slow = [1.0] * 4 + [2.0] * 4  # the canonical loop slows down halfway
+    flat = [0.5] * 8
+    res = {"epochs": 8, "n_train": 100, "rows": []}
+    for rep, factor in enumerate((1.0, 2.0, 1.5)):  # the machine's speed drifts between repetitions
+        res["rows"] += [
+            row(rep, "canonical", [t * factor for t in slow], 12.0 * factor),
+            row(rep, "vc.train", [t * factor for t in flat], 4.0 * factor),
+        ]
+    s = summarize(res)
+    assert s["window"] == 2
+    approx = pytest.approx
+    assert s["ratio"] == approx(3.0) and s["ratio_range"] == approx((3.0, 3.0))
+    assert s["ratio_first"] == approx(2.0) and s["ratio_last"] == approx(4.0)
+    assert s["canonical"]["first"] == approx(100 * 2 / (2 * 1.5))  # median over the repetitions
