@@ -85,6 +85,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 c.Execute.startup_timeout = 120
+# Two graders on one machine once raced for the same free TCP port and a kernel died at start-up;
+# ResilientExecute then starts another kernel (startup_attempts) instead of dropping the submission.
+c.ResilientExecute.startup_attempts = 3
 c.ResilientExecute.max_timeouts = 2
 c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back, then fails or passes
 c.Autograde.sanitize_preprocessors = [

@@ -50,8 +50,11 @@ def run_nbgrader(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignment", nargs="*", help="assignment names (default: all in ../solutions)")
-    parser.add_argument("--keep-gradebook", action="store_true",
-                        help="record the assignments in this course's gradebook instead of a throw-away one")
+    parser.add_argument(
+        "--keep-gradebook",
+        action="store_true",
+        help="record the assignments in this course's gradebook instead of a throw-away one",
+    )
     opts = parser.parse_args(argv)
     os.chdir(HERE)  # nbgrader reads nbgrader_config.py from the working directory
     bindir = os.path.dirname(sys.executable)  # nbgrader runs `alembic` when it creates a gradebook

@@ -76,8 +76,13 @@ class SanitizeSubmission(NbGraderPreprocessor):
             points = {c.name: float(c.max_score) for c in notebook.grade_cells}
             solutions = {c.name for c in notebook.solution_cells}
             self._known = {
-                c.name: dict(cell_type=c.cell_type, locked=bool(c.locked), grade=c.name in points,
-                             solution=c.name in solutions, points=points.get(c.name))
+                c.name: dict(
+                    cell_type=c.cell_type,
+                    locked=bool(c.locked),
+                    grade=c.name in points,
+                    solution=c.name in solutions,
+                    points=points.get(c.name),
+                )
                 for c in notebook.source_cells
             }
         nb.cells = [self._sanitize(cell) for cell in nb.cells]
@@ -92,13 +97,20 @@ class SanitizeSubmission(NbGraderPreprocessor):
             self.log.warning("Removing nbgrader metadata from a cell with unknown id %r", grade_id)
             del cell.metadata["nbgrader"]
             return cell
-        md = {"grade": known["grade"], "grade_id": grade_id, "locked": known["locked"],
-              "schema_version": 3, "solution": known["solution"], "task": False}
+        md = {
+            "grade": known["grade"],
+            "grade_id": grade_id,
+            "locked": known["locked"],
+            "schema_version": 3,
+            "solution": known["solution"],
+            "task": False,
+        }
         if known["grade"]:
             md["points"] = known["points"]
         if cell.cell_type != known["cell_type"]:
-            self.log.warning("Cell %s was changed to %s; restoring it as %s", grade_id, cell.cell_type,
-                             known["cell_type"])
+            self.log.warning(
+                "Cell %s was changed to %s; restoring it as %s", grade_id, cell.cell_type, known["cell_type"]
+            )
             make = nbformat.v4.new_code_cell if known["cell_type"] == "code" else nbformat.v4.new_markdown_cell
             new = make(source=cell.get("source", ""), metadata=dict(cell.metadata))
             if "id" in cell:
@@ -135,13 +147,14 @@ class RestoreMissingCells(OverwriteCells):
             if grade_cell.name in present or grade_cell.name not in source:
                 continue
             self.log.warning("Missing grade cell %s: adding it back", grade_cell.name)
-            new = self.missing_cell_transform(source[grade_cell.name], grade_cell.max_score,
-                                              is_solution=grade_cell.name in solution_ids)
+            new = self.missing_cell_transform(
+                source[grade_cell.name], grade_cell.max_score, is_solution=grade_cell.name in solution_ids
+            )
             if nb.get("nbformat_minor", 0) >= 5:
                 new["id"] = f"restored-{grade_cell.name}"[:64]
             at = order.index(grade_cell.name) if grade_cell.name in order else len(order)
             before = [present.index(n) + 1 for n in reversed(order[:at]) if n in present]
-            after = [present.index(n) for n in order[at + 1:] if n in present]
+            after = [present.index(n) for n in order[at + 1 :] if n in present]
             nb.cells.insert(before[0] if before else after[0] if after else len(nb.cells), new)
         return nb, resources
 
@@ -154,18 +167,34 @@ class ResilientExecute(Execute):
     * A cell runs past ``timeout``: nbgrader interrupts it and records ``CellTimeoutError``. If the
       interrupt does not bring the kernel back (the code swallows KeyboardInterrupt), or after
       ``max_timeouts`` timed-out cells, the remaining cells are not run.
+    * The kernel fails to start (no cell has run, so the submission is not the cause: say a port
+      taken by another process in between): up to ``startup_attempts`` fresh kernels are tried
+      before nbgrader's own error handling takes over.
     """
 
-    max_timeouts = Integer(2, help="Timed-out cells after which the rest of a notebook is not run.").tag(
-        config=True)
+    max_timeouts = Integer(2, help="Timed-out cells after which the rest of a notebook is not run.").tag(config=True)
     not_run_message = Unicode("this cell was not run: {reason}").tag(config=True)
+    startup_attempts = Integer(3, help="Kernels tried before a notebook's kernel start counts as failed.").tag(
+        config=True
+    )
 
     def preprocess(self, nb, resources=None, km=None):
-        self._stopped = None
-        self._timeouts = 0
-        return super().preprocess(nb, resources, km=km)
+        for attempt in range(1, self.startup_attempts + 1):
+            self._stopped, self._timeouts, self._started = None, 0, False
+            try:
+                return super().preprocess(nb, resources, km=km)
+            except RuntimeError as err:  # jupyter_client: "Kernel died before replying to kernel_info"
+                if self._started or km is not None or attempt == self.startup_attempts:
+                    raise
+                self.log.warning(
+                    "the kernel did not start (%s); starting another (attempt %d of %d)",
+                    err,
+                    attempt + 1,
+                    self.startup_attempts,
+                )
 
     def preprocess_cell(self, cell, resources, index):
+        self._started = True  # the kernel is up: failures from here on are the notebook's
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
         if self._stopped:
@@ -174,11 +203,16 @@ class ResilientExecute(Execute):
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            self._stop(cell, "DeadKernelError", "the kernel died while running this cell",
-                       "the kernel died in an earlier cell")
+            self._stop(
+                cell, "DeadKernelError", "the kernel died while running this cell", "the kernel died in an earlier cell"
+            )
         except CellTimeoutError:
-            self._stop(cell, "CellTimeoutError", f"no reply within {self.timeout} s and the kernel could not "
-                       "be interrupted", "an earlier cell never stopped")
+            self._stop(
+                cell,
+                "CellTimeoutError",
+                f"no reply within {self.timeout} s and the kernel could not be interrupted",
+                "an earlier cell never stopped",
+            )
         else:
             if any(out.get("ename") == "CellTimeoutError" for out in cell.get("outputs", [])):
                 self._timeouts += 1
