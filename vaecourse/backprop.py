@@ -204,8 +204,8 @@ class FusedAdam:
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
-        self.step_count = torch.zeros((), dtype=torch.float32, device=p0.device)  # Adam's t
-        self.n_steps = 0
+        self.step_count = torch.zeros((), dtype=torch.float32, device=p0.device)  # Adam's t, for the kernel
+        self.n_steps = 0  # the same t on the host: reading step_count would sync a GPU every step
 
     @torch.no_grad()
     def step(self):

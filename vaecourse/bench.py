@@ -213,6 +213,9 @@ def _window(res):
     return max(1, res["epochs"] // 4)
 
 
+_PARTS = ("all", "first", "last")
+
+
 def summarize(res):
     """Per loop: median samples/s over all epochs and over the first and last quarter of them,
     mean final loss. Per part: the median and range of the per-repetition speed-ups."""
@@ -234,9 +237,6 @@ def summarize(res):
         out[key] = statistics.median(ratios)
         out[f"{key}_range"] = (min(ratios), max(ratios))
     return out
-
-
-_PARTS = ("all", "first", "last")
 
 
 def format_table(res):
