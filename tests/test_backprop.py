@@ -224,3 +224,121 @@ def test_autograd_path_flushes_its_own_adam_only(monkeypatch):
     opt = torch.optim.Adam(model.parameters())
     vc.train(model, x, epochs=14, batch_size=64, objective="iwae", k=2, progress=False, optimizer=opt, device="cpu")
     assert calls == []
+
+
+# --- input columns that are zero in every example (MNIST's blank border) ---------------------------
+
+
+def _data_with_blank_columns(n=24, d=64, blank=24, dtype=torch.float64, seed=0):
+    """(n, d) data in [0, 1] whose columns in ``dead`` are zero in every row; returns (x, dead)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, d, generator=g, dtype=dtype)
+    x[x < 0.3] = 0.0  # scattered zeros in the used columns too
+    dead = torch.randperm(d, generator=g)[:blank].sort().values
+    x[:, dead] = 0.0
+    return x, dead
+
+
+def test_used_columns_pads_to_aligned_rows_and_declines_when_nothing_is_gained():
+    from vaecourse.train import _used_columns
+
+    x, dead = _data_with_blank_columns()  # 40 used columns of 64
+    used = _used_columns(x)
+    assert used.numel() == 48 and torch.equal(used, used.sort().values)  # 40 padded to 3 x 16
+    assert set(range(64)) - set(dead.tolist()) <= set(used.tolist())  # every used column is kept
+    assert x[:, used].count_nonzero() == x.count_nonzero()
+    assert _used_columns(torch.rand(8, 64)) is None  # nothing to drop
+    x2 = torch.rand(8, 60)
+    x2[:, :10] = 0
+    assert _used_columns(x2) is None  # 50 used columns pad to 64 >= 60: nothing to drop
+    assert _used_columns(torch.zeros(8, 64)) is None  # no column used: nothing to train on
+    assert _used_columns(x, multiple=1).numel() == 40
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.25])
+def test_restricted_inputs_give_autograds_gradients(beta):
+    """With ``use_inputs``, the step trains a copy of the first layer's used columns; written back,
+    its gradient is autograd's, whose blank columns are exactly zero."""
+    torch.manual_seed(0)
+    model = vc.VAE(64, 4, hidden=(32,)).double()
+    x, dead = _data_with_blank_columns()
+    eps = torch.randn(x.shape[0], 4, dtype=torch.float64)
+    grads, sums = _autograd_reference(model, x, eps, beta)
+    assert grads[0][:, dead].abs().max() == 0  # the premise: blank inputs get no gradient
+    w_before = model.encoder[0].weight.detach().clone()
+    manual = ManualELBO.for_model(model)
+    from vaecourse.train import _used_columns
+
+    used = _used_columns(x)
+    manual.use_inputs(used)
+    assert manual.params[0].shape == (32, used.numel())
+    assert all(q is p for q, p in zip(manual.params[1:], list(model.parameters())[1:]))
+    terms = manual.step(x, beta, eps=eps)
+    torch.testing.assert_close(terms, sums, rtol=1e-10, atol=1e-9)
+    torch.testing.assert_close(manual.params[0].grad, grads[0][:, used], rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        manual.params[0].sub_(1.0)  # stands in for an optimizer step on the copy
+    assert torch.equal(model.encoder[0].weight, w_before)  # the model is untouched until write_back
+    manual.write_back()
+    for (name, p), g in zip(model.named_parameters(), grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12, msg=f"gradient of {name}")
+    w = model.encoder[0].weight
+    assert torch.equal(w[:, used], w_before[:, used] - 1.0)
+    unused = torch.ones(64, dtype=torch.bool)
+    unused[used] = False
+    assert torch.equal(w[:, unused], w_before[:, unused])
+
+
+def _train_mnist(monkeypatch=None, restrict=True, **kwargs):
+    x = vc.load_mnist().x_train[:512]
+    vc.set_seed(5)
+    model = vc.VAE(784, 8, hidden=(64,))
+    start = model.encoder[0].weight.detach().clone()
+    if not restrict:
+        import importlib
+
+        train_mod = importlib.import_module("vaecourse.train")  # the module; vc.train is the function
+        monkeypatch.setattr(train_mod, "_used_columns", lambda x: None)
+    hist = vc.train(model, x, epochs=3, batch_size=64, progress=False, device="cpu", **kwargs)
+    return x, start, model, hist
+
+
+def test_training_on_used_columns_only_matches_training_on_all(monkeypatch):
+    """vc.train drops the inputs that are zero in every image: the same training (to rounding), and
+    the weights of those inputs end exactly where they started, as plain Adam leaves them."""
+    x, start, fast, fast_hist = _train_mnist()
+    _, _, full, full_hist = _train_mnist(monkeypatch, restrict=False)
+    blank = ~x.ne(0).any(0)
+    assert blank.sum() > 100  # MNIST's border
+    for model in (fast, full):
+        assert torch.equal(model.encoder[0].weight[:, blank], start[:, blank])
+        assert (model.encoder[0].weight[:, ~blank] != start[:, ~blank]).float().mean() > 0.5  # trained
+    for key in ("loss", "recon", "kl"):
+        assert fast_hist[key] == pytest.approx(full_hist[key], rel=1e-4), key
+    for a, b in zip(fast.parameters(), full.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_dynamic_binarization_with_used_columns():
+    x, start, model, hist = _train_mnist(dynamic_binarization=True)
+    blank = ~x.ne(0).any(0)
+    assert torch.equal(model.encoder[0].weight[:, blank], start[:, blank])
+    assert hist["loss"][-1] < hist["loss"][0]
+
+
+def test_an_interrupted_training_still_writes_the_first_layer_back():
+    """The first layer trains as a copy; a run stopped mid-epoch (Ctrl-C) must not lose its steps."""
+
+    def stop_at_step_5(step):
+        if step == 5:
+            raise KeyboardInterrupt
+        return 1.0
+
+    x = vc.load_mnist().x_train[:512]
+    vc.set_seed(5)
+    model = vc.VAE(784, 8, hidden=(64,))
+    start = model.encoder[0].weight.detach().clone()
+    with pytest.raises(KeyboardInterrupt):
+        vc.train(model, x, epochs=3, batch_size=64, kl_schedule=stop_at_step_5, progress=False, device="cpu")
+    used = x.ne(0).any(0)
+    assert (model.encoder[0].weight[:, used] - start[:, used]).abs().max() > 1e-4  # 5 steps kept

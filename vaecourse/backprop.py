@@ -16,9 +16,17 @@ the gradients have short closed forms:
     ReLU: g * (a_out > 0);  tanh: g * (1 - a_out^2)
 
 ``vc.train`` minimizes the batch *mean* L / B; the 1/B rides along as the ``alpha`` of the
-weight-gradient matmuls, so no (B, D) tensor is ever rescaled. Every other case (IWAE, k > 1, free
-bits, Gaussian decoders, labels, other activations, frozen parameters) goes through autograd.
-``tests/test_backprop.py`` checks these gradients against autograd's on the same noise.
+weight-gradient matmuls, so no (B, D) tensor is ever rescaled.
+
+Input columns that are zero in every training example (MNIST's blank border: 123 of 784 pixels in
+the 4,000 training images of MNIST-5k) add nothing to the first layer's output, and their weights get a gradient of exactly 0,
+which Adam (no weight decay) turns into an update of exactly 0. ``use_inputs`` therefore trains a
+copy of the first weight matrix restricted to the other columns: its forward and weight-gradient
+products shrink by that fraction, with the same result, and ``write_back`` puts it into the model.
+
+Every other case (IWAE, k > 1, free bits, Gaussian decoders, labels, other activations, frozen
+parameters) goes through autograd. ``tests/test_backprop.py`` checks these gradients against
+autograd's on the same noise.
 """
 
 from typing import NamedTuple
@@ -26,8 +34,6 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from .losses import _gaussian_kl_per_dim
 
 __all__ = ["ManualELBO", "FusedAdam"]
 
@@ -123,6 +129,32 @@ class ManualELBO:
             if p.grad is None or p.grad.shape != p.shape:
                 p.grad = torch.zeros_like(p)
         self.enc, self.dec = _prepare(_layers(model.encoder)), _prepare(_layers(model.decoder))
+        self.params = list(model.parameters())  # the tensors an optimizer should update
+        self.inputs = None  # (k,) the input columns the encoder reads; None: all of them
+        self._first_weight = model.encoder[0].weight  # (H, D), the model's own
+
+    def use_inputs(self, inputs):
+        """Read only the input columns ``inputs`` (all others must be zero in every example trained on).
+
+        The first encoder layer then uses a (H, k) copy of its weight, which ``self.params`` lists in
+        place of the model's; call ``write_back`` to copy it (and its gradient) into the model.
+        """
+        inputs = torch.as_tensor(inputs, dtype=torch.long, device=self._first_weight.device)
+        first = self.enc[0]
+        w = first.weight.detach().index_select(1, inputs)  # (H, k), contiguous
+        w.grad = torch.zeros_like(w)
+        self.enc[0] = first._replace(weight=w, weight_t=w.t(), weight_grad=w.grad)
+        self.params = [w if p is self._first_weight else p for p in self.params]
+        self.inputs = inputs
+
+    @torch.no_grad()
+    def write_back(self):
+        """Copy the restricted first-layer weight and gradient into the model (a no-op without one)."""
+        if self.inputs is None:
+            return
+        full, w = self._first_weight, self.enc[0].weight
+        full.index_copy_(1, self.inputs, w)
+        full.grad.zero_().index_copy_(1, self.inputs, w.grad)
 
     @classmethod
     def for_model(cls, model, objective="elbo", k=1, free_bits=0.0):
@@ -140,17 +172,20 @@ class ManualELBO:
         return cls(model)
 
     @torch.no_grad()
-    def step(self, x, beta=1.0, eps=None):
+    def step(self, x, beta=1.0, eps=None, x_in=None):
         """Gradients of the batch-mean loss ``-mean_b ELBO_beta(x_b)`` into ``.grad``.
 
         Args:
             x: (B, D) batch; beta: KL weight; eps: (B, Z) noise (drawn from N(0, I) if None).
+            x_in: (B, k) the columns ``self.inputs`` of x, if the caller has them already.
         Returns:
             (3,) tensor: the batch sums of the loss, of log p(x|z) and of KL(q||p), as the
             autograd path of ``vc.train`` logs them.
         """
         b, z_dim = x.shape[0], self.z_dim
-        e, enc_in = _forward(self.enc, x)  # (B, 2Z)
+        if x_in is None:
+            x_in = x if self.inputs is None else x.index_select(1, self.inputs)  # (B, k)
+        e, enc_in = _forward(self.enc, x_in)  # (B, 2Z)
         mu, logvar = e[:, :z_dim], e[:, z_dim:]
         std = torch.exp(0.5 * logvar)
         if eps is None:
@@ -160,8 +195,8 @@ class ManualELBO:
 
         # sum_b log p(x_b|z_b) = sum x * l - softplus(l): a dot product and one elementwise pass
         recon = torch.dot(x.reshape(-1), logits.reshape(-1)) - F.softplus(logits).sum()
-        kl = _gaussian_kl_per_dim(mu, logvar).sum()
-        em1 = torch.expm1(logvar)  # for dKL/dlogvar
+        em1 = torch.expm1(logvar)  # e^logvar - 1, for the KL and dKL/dlogvar
+        kl = (0.5 * (mu.pow(2) + em1 - logvar)).sum()  # as losses._gaussian_kl_per_dim, one expm1 fewer
 
         g = torch.sigmoid(logits).sub_(x)  # dL/dlogits, (B, D)
         gz = _backward(self.dec, dec_in, g, 1.0 / b, input_grad=True)  # (B, Z)
