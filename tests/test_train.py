@@ -106,6 +106,16 @@ def test_conditional_training_needs_labels(digits):
         vc.train(model, digits.x_train[:128], epochs=1, progress=False)
 
 
+@pytest.mark.parametrize("options", [{}, {"objective": "iwae", "k": 3}])
+def test_a_float64_model_trains_in_float64(digits, options):
+    """Data follow the model's dtype (the written-out backward and autograd alike), no dtype clash."""
+    vc.set_seed(0)
+    model = vc.VAE(64, 4, hidden=(32,)).double()
+    hist = vc.train(model, digits.x_train[:256], epochs=3, batch_size=64, progress=False, device="cpu", **options)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert hist["loss"][-1] < hist["loss"][0]
+
+
 def test_active_units_counts_dimensions_that_carry_information():
     vc.set_seed(0)
     model = vc.VAE(10, 4, hidden=())  # encoder is one linear layer: mu = W x + b

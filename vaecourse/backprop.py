@@ -19,10 +19,11 @@ the gradients have short closed forms:
 weight-gradient matmuls, so no (B, D) tensor is ever rescaled.
 
 Input columns that are zero in every training example (MNIST's blank border: 123 of 784 pixels in
-the 4,000 training images of MNIST-5k) add nothing to the first layer's output, and their weights get a gradient of exactly 0,
-which Adam (no weight decay) turns into an update of exactly 0. ``use_inputs`` therefore trains a
-copy of the first weight matrix restricted to the other columns: its forward and weight-gradient
-products shrink by that fraction, with the same result, and ``write_back`` puts it into the model.
+the 4,000 training images of MNIST-5k) add nothing to the first layer's output, and their weights
+get a gradient of exactly 0, which Adam (no weight decay) turns into an update of exactly 0.
+``use_inputs`` therefore trains a copy of the first weight matrix restricted to the other columns:
+its forward and weight-gradient products shrink by that fraction, with the same result, and
+``write_back`` puts it into the model.
 
 Every other case (IWAE, k > 1, free bits, Gaussian decoders, labels, other activations, frozen
 parameters) goes through autograd. ``tests/test_backprop.py`` checks these gradients against

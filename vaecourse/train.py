@@ -187,8 +187,9 @@ def train(
     device = get_device(device)
     model.to(device)
     model.train()
-    x = x.to(device, torch.float32).contiguous()  # (N, D), resident on the device
-    y = None if y is None else y.to(device)
+    dtype = next(model.parameters()).dtype  # float32 normally; a model made .double() trains in float64
+    x = x.to(device, dtype).contiguous()  # (N, D), resident on the device
+    y = None if y is None else y.to(device, dtype)
     n = x.shape[0]
     manual = ManualELBO.for_model(model, objective, k, free_bits)  # None: autograd does the backward
     torch_adam = None  # our own torch.optim.Adam, whose moments we keep out of the subnormal range
