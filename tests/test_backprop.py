@@ -287,6 +287,8 @@ def test_restricted_inputs_give_autograds_gradients(beta):
     unused = torch.ones(64, dtype=torch.bool)
     unused[used] = False
     assert torch.equal(w[:, unused], w_before[:, unused])
+    with pytest.raises(RuntimeError, match="once"):
+        manual.use_inputs(used)
 
 
 def _train_mnist(monkeypatch=None, restrict=True, **kwargs):

@@ -140,6 +140,8 @@ class ManualELBO:
         The first encoder layer then uses a (H, k) copy of its weight, which ``self.params`` lists in
         place of the model's; call ``write_back`` to copy it (and its gradient) into the model.
         """
+        if self.inputs is not None:
+            raise RuntimeError("use_inputs can be called once per ManualELBO")
         inputs = torch.as_tensor(inputs, dtype=torch.long, device=self._first_weight.device)
         first = self.enc[0]
         w = first.weight.detach().index_select(1, inputs)  # (H, k), contiguous
