@@ -200,7 +200,8 @@ def train(
             used = _used_columns(x)
             if used is not None:  # exact: weights of all-zero inputs get zero gradient, so never move
                 manual.use_inputs(used)
-                x_in = x.index_select(1, used)
+                if not dynamic_binarization:  # else each resampled batch gives its own columns
+                    x_in = x.index_select(1, used)
             optimizer = FusedAdam(manual.params, lr=lr)
         else:
             optimizer = torch_adam = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
@@ -226,7 +227,7 @@ def train(
                 if kl_schedule is not None:
                     beta_t = beta * float(kl_schedule(step))
                 if manual is not None:
-                    xb_in = None if x_in is None or dynamic_binarization else x_in.index_select(0, idx)
+                    xb_in = None if x_in is None else x_in.index_select(0, idx)
                     terms = manual.step(xb, beta_t, x_in=xb_in)  # (3,) batch sums; gradients into .grad
                 else:
                     obj, recon, kl = model.objective_terms(xb, yb, objective, k, beta_t, free_bits)  # (B,) each
