@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vaecourse import VAE
-from vaecourse.bench import CanonicalVAE, main, summarize
+from vaecourse.bench import CanonicalVAE, format_table, main, summarize
 
 
 def test_canonical_model_starts_from_the_same_weights():
@@ -24,6 +24,7 @@ def test_quick_benchmark_prints_table_losses_agree_and_chunking_is_exact(capsys)
     res = main(["--quick", "--device", "cpu"])  # what `python -m vaecourse.bench --quick` runs
     out = capsys.readouterr().out
     assert "| canonical |" in out and "| vc.train |" in out and "chunk sizes agree" in out
+    assert "1 epoch," in out and "epoch 1" not in out  # one epoch: no first/last-quarter columns
     s = summarize(res)
     a, b = s["canonical"]["loss"], s["vc.train"]["loss"]
     assert 100 < a < 400 and abs(a - b) / a < 0.03, (a, b)  # same loss after the same epochs
@@ -64,3 +65,17 @@ def test_summary_takes_pairwise_ratios_and_epoch_windows():
     assert s["ratio"] == approx(3.0) and s["ratio_range"] == approx((3.0, 3.0))
     assert s["ratio_first"] == approx(2.0) and s["ratio_last"] == approx(4.0)
     assert s["canonical"]["first"] == approx(100 * 2 / (2 * 1.5))  # median over the repetitions
+    res.update(device="cpu", threads=2, reps=3, machine="x", torch="t", quick=False)
+    res["log_likelihood"] = [{"chunk": 1, "k": 2, "n": 3, "seconds": 1.0, "peak_mib": 1.0, "mean_log_likelihood": -1.0}]
+    table = format_table(res)
+    assert "| loop | samples/s | ratio | epochs 1-2 | epochs 7-8 |" in table
+    assert "| vc.train | 133 | 3.00x | 133 | 133 | 1.00 | - |" in table  # medians: 100 x 8 / (4 x 1.5), ...
+    assert "  epochs 7-8: 4.00x (4.00x to 4.00x)" in table
+
+
+def test_device_without_support_is_a_clean_command_line_error(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--device", "cuda"])
+    assert exit_info.value.code == 2 and "CUDA is not available" in capsys.readouterr().err
