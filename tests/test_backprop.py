@@ -1,12 +1,17 @@
 """The written-out backward pass of vaecourse/backprop.py: same gradients and logged sums as autograd,
 used by vc.train only where it applies, and training with it matches training with autograd."""
 
+import importlib
+
 import pytest
 import torch
 
 import vaecourse as vc
 from vaecourse.backprop import FusedAdam, ManualELBO
 from vaecourse.losses import _gaussian_kl_per_dim
+
+train_mod = importlib.import_module("vaecourse.train")  # the module; vc.train is the function
+_used_columns = train_mod._used_columns
 
 
 def _autograd_reference(model, x, eps, beta):
@@ -209,9 +214,6 @@ def test_fused_adam_rejects_mixed_parameters():
 
 def test_autograd_path_flushes_its_own_adam_only(monkeypatch):
     """vc.train flushes the torch.optim.Adam it creates every FLUSH_EVERY steps, never a user's."""
-    import importlib
-
-    train_mod = importlib.import_module("vaecourse.train")  # the module; vc.train is the function
     calls = []
     real = train_mod._flush_tiny_moments_
     monkeypatch.setattr(train_mod, "_flush_tiny_moments_", lambda m, v: calls.append((len(m), len(v))) or real(m, v))
@@ -240,8 +242,6 @@ def _data_with_blank_columns(n=24, d=64, blank=24, dtype=torch.float64, seed=0):
 
 
 def test_used_columns_pads_to_aligned_rows_and_declines_when_nothing_is_gained():
-    from vaecourse.train import _used_columns
-
     x, dead = _data_with_blank_columns()  # 40 used columns of 64
     used = _used_columns(x)
     assert used.numel() == 48 and torch.equal(used, used.sort().values)  # 40 padded to 3 x 16
@@ -267,8 +267,6 @@ def test_restricted_inputs_give_autograds_gradients(beta):
     assert grads[0][:, dead].abs().max() == 0  # the premise: blank inputs get no gradient
     w_before = model.encoder[0].weight.detach().clone()
     manual = ManualELBO.for_model(model)
-    from vaecourse.train import _used_columns
-
     used = _used_columns(x)
     manual.use_inputs(used)
     assert manual.params[0].shape == (32, used.numel())
@@ -297,9 +295,6 @@ def _train_mnist(monkeypatch=None, restrict=True, **kwargs):
     model = vc.VAE(784, 8, hidden=(64,))
     start = model.encoder[0].weight.detach().clone()
     if not restrict:
-        import importlib
-
-        train_mod = importlib.import_module("vaecourse.train")  # the module; vc.train is the function
         monkeypatch.setattr(train_mod, "_used_columns", lambda x: None)
     hist = vc.train(model, x, epochs=3, batch_size=64, progress=False, device="cpu", **kwargs)
     return x, start, model, hist
