@@ -36,6 +36,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .losses import _gaussian_kl_per_dim
+
 __all__ = ["ManualELBO", "FusedAdam"]
 
 # Adam moments of parameters whose gradient is (nearly) always zero -- weights of pixels that are
@@ -199,7 +201,7 @@ class ManualELBO:
         # sum_b log p(x_b|z_b) = sum x * l - softplus(l): a dot product and one elementwise pass
         recon = torch.dot(x.reshape(-1), logits.reshape(-1)) - F.softplus(logits).sum()
         em1 = torch.expm1(logvar)  # e^logvar - 1, for the KL and dKL/dlogvar
-        kl = (0.5 * (mu.pow(2) + em1 - logvar)).sum()  # as losses._gaussian_kl_per_dim, one expm1 fewer
+        kl = _gaussian_kl_per_dim(mu, logvar, em1).sum()
 
         g = torch.sigmoid(logits).sub_(x)  # dL/dlogits, (B, D)
         gz = _backward(self.dec, dec_in, g, 1.0 / b, input_grad=True)  # (B, Z)

@@ -86,9 +86,11 @@ def _check_k(k):
 # ----------------------------------------------------------------------------- kernels (unchecked)
 
 
-def _gaussian_kl_per_dim(mu, logvar):
+def _gaussian_kl_per_dim(mu, logvar, expm1_logvar=None):
     # KL(N(mu, e^logvar) || N(0, 1)) per dimension; expm1 keeps accuracy when logvar ~ 0
-    return 0.5 * (mu.pow(2) + torch.expm1(logvar) - logvar)
+    # (a caller that already has expm1(logvar), as the written-out backward does, passes it in)
+    em1 = torch.expm1(logvar) if expm1_logvar is None else expm1_logvar
+    return 0.5 * (mu.pow(2) + em1 - logvar)
 
 
 def _log_normal(x, mu, logvar):
