@@ -247,8 +247,14 @@ class FusedAdam:
         self.step_count = torch.zeros((), dtype=torch.float32, device=p0.device)  # Adam's t, for the kernel
         self.n_steps = 0  # the same t on the host: reading step_count would sync a GPU every step
 
-    @torch.no_grad()
     def step(self):
+        """One Adam step on the current ``.grad``: ``update`` then ``tick``."""
+        self.update()
+        self.tick()
+
+    @torch.no_grad()
+    def update(self):
+        """The step's device work only (two kernels; no host state), so it can be graph-captured."""
         self.step_count += 1
         beta1, beta2 = self.betas
         torch._fused_adam_(
@@ -268,6 +274,10 @@ class FusedAdam:
             grad_scale=None,
             found_inf=None,
         )
+
+    @torch.no_grad()
+    def tick(self):
+        """The step's host bookkeeping: count it, and every ``FLUSH_EVERY`` steps flush tiny moments."""
         self.n_steps += 1
         if self.n_steps % FLUSH_EVERY == 0:
             _flush_tiny_moments_(self.exp_avgs, self.exp_avg_sqs)

@@ -12,8 +12,9 @@ index (no DataLoader, no per-sample collation, no host-to-device copy); running 
 device and are read once per epoch (no ``.item()`` per step); Adam is the fused kernel. For the
 common case (MLP VAE, Bernoulli decoder, single-sample ELBO) the backward pass is written out in
 ``backprop.py`` (skipping inputs that are zero in every example, such as MNIST's blank border), so a
-step is little more than its matrix products; every other case uses autograd, with the decoder in
-logits (``binary_cross_entropy_with_logits``, no separate sigmoid).
+step is little more than its matrix products, and on a GPU that step is captured once as a CUDA
+graph and replayed (``steps.py``); every other case uses autograd, with the decoder in logits
+(``binary_cross_entropy_with_logits``, no separate sigmoid).
 """
 
 import math
@@ -25,6 +26,7 @@ import torch
 from .backprop import FLUSH_EVERY, FusedAdam, ManualELBO, _flush_tiny_moments_
 from .device import get_device
 from .losses import _check_int, _check_k, _tensor
+from .steps import Steps, cuda_graph
 
 __all__ = [
     "train",
@@ -126,6 +128,12 @@ def _used_columns(x, multiple=16):
     return used.nonzero().squeeze(1)  # (k + pad,)
 
 
+def _capture_for(device, kl_schedule):
+    """How the written-out step is captured on ``device``: a CUDA graph on a GPU when the KL weight
+    is constant (a schedule changes it every step), else None (eager; a CPU gains nothing)."""
+    return cuda_graph if device.type == "cuda" and kl_schedule is None else None
+
+
 def _check_number(name, value, low=0.0):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < low:
@@ -205,6 +213,18 @@ def train(
             optimizer = FusedAdam(manual.params, lr=lr)
         else:
             optimizer = torch_adam = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+    steps = None  # the written-out step on fixed buffers (steps.py), when autograd is not needed
+    if manual is not None:
+        capture = _capture_for(device, kl_schedule)
+        steps = Steps(
+            manual,
+            optimizer,
+            x,
+            x_in,
+            batch_size=batch_size,
+            dynamic_binarization=dynamic_binarization,
+            capture=capture,
+        )
 
     history = {"epoch": [], "loss": [], "recon": [], "kl": [], "beta": [], "seconds": [], "samples_per_s": []}
     epoch_iter = range(1, epochs + 1)
@@ -217,25 +237,24 @@ def train(
     try:
         for epoch in epoch_iter:
             t0 = time.perf_counter()
-            sums = torch.zeros(3, device=device)  # (loss, recon, kl) summed over examples, read once
+            # (loss, recon, kl) summed over the epoch's examples, on the device, read once
+            sums = torch.zeros(3, device=device) if steps is None else steps.sums.zero_()
             beta_t = beta
             for idx in torch.randperm(n, device=device).split(batch_size):  # a shuffled epoch's batches
-                xb = x.index_select(0, idx)  # (B, D), gathered into a fresh cache-hot block
-                yb = None if y is None else y.index_select(0, idx)
-                if dynamic_binarization:
-                    xb = torch.bernoulli(xb)
                 if kl_schedule is not None:
                     beta_t = beta * float(kl_schedule(step))
-                if manual is not None:
-                    xb_in = None if x_in is None else x_in.index_select(0, idx)
-                    terms = manual.step(xb, beta_t, x_in=xb_in)  # (3,) batch sums; gradients into .grad
+                if steps is not None:
+                    steps(idx, beta_t)  # gather, forward, backward, Adam, add into sums
                 else:
+                    xb = x.index_select(0, idx)  # (B, D), gathered into a fresh cache-hot block
+                    yb = None if y is None else y.index_select(0, idx)
+                    if dynamic_binarization:
+                        xb = torch.bernoulli(xb)
                     obj, recon, kl = model.objective_terms(xb, yb, objective, k, beta_t, free_bits)  # (B,) each
                     optimizer.zero_grad(set_to_none=True)
                     (-obj.mean()).backward()
-                    terms = torch.stack((-obj.sum(), recon.sum(), kl.sum())).detach()
-                optimizer.step()
-                sums += terms
+                    optimizer.step()
+                    sums += torch.stack((-obj.sum(), recon.sum(), kl.sum())).detach()
                 step += 1
                 if torch_adam is not None and step % FLUSH_EVERY == 0:  # FusedAdam does this itself
                     states = list(torch_adam.state.values())
