@@ -160,9 +160,13 @@ def test_cuda_graph_training_matches_eager_on_gpu(monkeypatch, kw):
         vc.set_seed(0)
         model = vc.VAE(784, 20, hidden=(400,))
         hist = vc.train(model, x, epochs=5, device="cuda", progress=False, **kw)
-        runs[name] = (hist["loss"], stats["captures"])
-    (eager_loss, _), (graph_loss, captures) = runs["eager"], runs["graph"]
+        vc.set_seed(1)
+        elbo = model.elbo(x.cuda()).mean().item()
+        runs[name] = (torch.tensor(hist["loss"]), elbo, stats["captures"])
+    (eager_loss, eager_elbo, _), (graph_loss, graph_elbo, captures) = runs["eager"], runs["graph"]
     assert captures == 1
     assert graph_loss[-1] < graph_loss[0]
-    # the same training up to the order of floating-point work (and, with binarization, RNG offsets)
-    torch.testing.assert_close(torch.tensor(graph_loss), torch.tensor(eager_loss), rtol=0.02, atol=0)
+    # the same training up to the noise drawn (the graph's RNG offsets need not match eager ones);
+    # a replay that read stale batch indices would fit one batch and drift far from these
+    torch.testing.assert_close(graph_loss, eager_loss, rtol=0.05, atol=0)
+    assert abs(graph_elbo - eager_elbo) < 0.05 * abs(eager_elbo)
