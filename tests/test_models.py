@@ -184,3 +184,29 @@ def test_model_input_errors():
         vc.LinearGaussianVAE(3, 1, obs_var=float("nan"))
     with pytest.raises(ValueError, match=r"W must have shape \(3, 1\)"):
         vc.LinearGaussianVAE(3, 1, W=torch.zeros(3, 2))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, x: m.elbo(x),
+        lambda m, x: m.iwae_bound(x, 5),
+        lambda m, x: m.log_likelihood(x, k=10),
+        lambda m, x: m.reconstruct(x),
+        lambda m, x: vc.latent_activity(m, x),
+    ],
+)
+def test_nan_and_out_of_range_data_are_named_not_propagated(call):
+    model = vc.VAE(8, 2, hidden=(4,))
+    x = torch.rand(3, 8)
+    x[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        call(model, x)
+    x[1, 2] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        call(model, x)
+    x[1, 2] = 1.5  # a Bernoulli decoder models values in [0, 1]; a Gaussian one takes any real value
+    with pytest.raises(ValueError, match=r"\[0, 1\] for a Bernoulli decoder"):
+        call(model, x)
+    assert torch.isfinite(call(vc.VAE(8, 2, hidden=(4,), likelihood="gaussian"), x)).all()
+    assert torch.isfinite(call(vc.LinearGaussianVAE(8, 2), x * 3 - 5)).all()

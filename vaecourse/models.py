@@ -59,6 +59,12 @@ class _LatentModel(nn.Module):
             raise ValueError(f"x must have a floating dtype, got {x.dtype}; convert with x.float()")
         if x.dim() < 1 or x.shape[-1] != self.x_dim:
             raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
+        if x.numel():
+            lo, hi = (float(v) for v in torch.aminmax(x.detach()))  # one pass; NaN propagates into both
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise ValueError("x contains NaN or infinite values")
+            if getattr(self, "likelihood", None) == "bernoulli" and (lo < 0 or hi > 1):
+                raise ValueError(f"x must lie in [0, 1] for a Bernoulli decoder, got values in [{lo}, {hi}]")
         if self.cond_dim and y is None:
             raise ValueError("this is a conditional model: pass y (one-hot labels of shape (B, cond_dim))")
 
