@@ -33,6 +33,8 @@ def test_binarized_loader_and_binarize():
     assert abs(b.mean().item() - 0.3) < 0.02 and torch.equal(b, vc.binarize(x, seed=1))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         vc.binarize(torch.tensor([1.5]))
+    with pytest.raises(ValueError, match="NaN"):  # NaN compares false with 0 and 1: checked on its own
+        vc.binarize(torch.tensor([0.5, float("nan")]))
 
 
 def _write_idx(path, array, code):

@@ -22,6 +22,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .losses import _check_values
+
 __all__ = ["Split", "load_digits", "load_mnist", "binarize", "read_idx", "download_mnist", "MNIST_FILES"]
 
 
@@ -49,8 +51,7 @@ def binarize(x, *, seed=None):
     """Sample binary images: each pixel is 1 with probability equal to its grey level."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError("x must be a floating torch.Tensor of grey levels in [0, 1]")
-    if bool(((x < 0) | (x > 1)).any()):
-        raise ValueError("x must lie in [0, 1] to be used as Bernoulli probabilities")
+    _check_values("x", x, unit_interval=True, why="to be used as Bernoulli probabilities")
     gen = None
     if seed is not None:
         gen = torch.Generator(device=x.device).manual_seed(int(seed))

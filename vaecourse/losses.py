@@ -55,6 +55,18 @@ def _tensor(name, value, *, allow_number=False, finite=True):
     return value
 
 
+def _check_values(name, x, *, unit_interval=False, why="for a Bernoulli likelihood"):
+    """Raise ValueError naming ``name`` if x has NaN/infinite entries or, with ``unit_interval``,
+    entries outside [0, 1]. One pass over x (``aminmax``; a NaN shows up in both ends)."""
+    if x.numel() == 0:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if unit_interval and (lo < 0 or hi > 1):
+        raise ValueError(f"{name} must lie in [0, 1] {why}, got values in [{lo}, {hi}]")
+
+
 def _at_least_1d(name, value):
     if value.dim() == 0:
         raise ValueError(f"{name} must have at least one dimension (sums run over the last one)")
@@ -243,13 +255,11 @@ def bernoulli_log_likelihood(x, logits):
     Returns:
         broadcast shape without the last dimension, e.g. (B,) or (K, B).
     """
-    x = _tensor("x", x)
+    x = _tensor("x", x, finite=False)
+    _check_values("x", x, unit_interval=True)
     logits = _tensor("logits", logits, finite=False)
     if bool(torch.isnan(logits).any()):
         raise ValueError("logits contains NaN values")
-    if bool(((x < 0) | (x > 1)).any()):
-        lo, hi = float(x.min()), float(x.max())
-        raise ValueError(f"x must lie in [0, 1] for a Bernoulli likelihood, got values in [{lo}, {hi}]")
     shape = _broadcastable(("x", x), ("logits", logits))
     if len(shape) == 0:
         raise ValueError("x must have at least one dimension (sums run over the last one)")

@@ -21,6 +21,7 @@ from .losses import (
     _bernoulli_log_likelihood,
     _check_int,
     _check_k,
+    _check_values,
     _free_bits_kl,
     _gaussian_kl_per_dim,
     _iwae_bound,
@@ -59,12 +60,8 @@ class _LatentModel(nn.Module):
             raise ValueError(f"x must have a floating dtype, got {x.dtype}; convert with x.float()")
         if x.dim() < 1 or x.shape[-1] != self.x_dim:
             raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
-        if x.numel():
-            lo, hi = (float(v) for v in torch.aminmax(x.detach()))  # one pass; NaN propagates into both
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                raise ValueError("x contains NaN or infinite values")
-            if getattr(self, "likelihood", None) == "bernoulli" and (lo < 0 or hi > 1):
-                raise ValueError(f"x must lie in [0, 1] for a Bernoulli decoder, got values in [{lo}, {hi}]")
+        bernoulli = getattr(self, "likelihood", None) == "bernoulli"
+        _check_values("x", x, unit_interval=bernoulli, why="for a Bernoulli decoder")
         if self.cond_dim and y is None:
             raise ValueError("this is a conditional model: pass y (one-hot labels of shape (B, cond_dim))")
 

@@ -25,7 +25,7 @@ import torch
 
 from .backprop import FLUSH_EVERY, FusedAdam, ManualELBO, _flush_tiny_moments_
 from .device import get_device
-from .losses import _check_int, _check_k, _tensor
+from .losses import _check_int, _check_k, _check_values, _tensor
 from .steps import Steps, cuda_graph
 
 __all__ = [
@@ -98,11 +98,8 @@ def _check_data(model, x, y):
         raise ValueError(f"data must have shape (N, {model.x_dim}), got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError("data is empty")
-    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass; NaN propagates into both
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError("data contains NaN or infinite values; clean or impute them before training")
-    if getattr(model, "likelihood", None) == "bernoulli" and (lo < 0 or hi > 1):
-        raise ValueError(f"data must lie in [0, 1] for a Bernoulli decoder, got values in [{lo}, {hi}]")
+    bernoulli = getattr(model, "likelihood", None) == "bernoulli"
+    _check_values("data", x, unit_interval=bernoulli, why="for a Bernoulli decoder")
     if model.cond_dim:
         if y is None:
             raise ValueError("a conditional model needs data=(x, y) with y of shape (N, cond_dim)")
