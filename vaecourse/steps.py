@@ -57,7 +57,6 @@ class Steps:
         self.replay = None  # the captured step, once there is one
         self.beta = None  # the KL weight it was captured with
         self.warm = 0  # full-batch steps run so far through the buffers, before capture
-        self.replays = 0  # steps taken by replaying the graph
 
     def _body(self, idx, beta):
         """One step's device work: reads idx, x, beta and the model's tensors; adds into sums."""
@@ -86,7 +85,6 @@ class Steps:
     def _static_step(self, beta):
         if self.replay is not None and beta == self.beta:
             self.replay()
-            self.replays += 1
         elif self.replay is not None or self.warm < WARMUP_STEPS:
             self._warm_up(beta)
         else:
@@ -113,4 +111,3 @@ class Steps:
             return
         self.beta = beta
         self.replay()  # this step: capture only recorded it
-        self.replays += 1
