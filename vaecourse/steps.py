@@ -24,13 +24,23 @@ __all__ = ["Steps", "cuda_graph", "WARMUP_STEPS"]
 
 WARMUP_STEPS = 3  # eager steps before capture, as torch's CUDA-graph recipe asks (lazy handles, workspaces)
 
+_SIDE_STREAMS = {}  # device index -> the one stream every warm-up and capture runs on
+
+
+def _side_stream(index):
+    """The side stream of CUDA device ``index``, made once: cuBLAS keeps a workspace (tens of MiB)
+    for every stream it has run on, so a new stream per ``vc.train`` call would hold more memory
+    after each call."""
+    if index not in _SIDE_STREAMS:
+        _SIDE_STREAMS[index] = torch.cuda.Stream(index)
+    return _SIDE_STREAMS[index]
+
 
 def cuda_graph(fn):
-    """Capture ``fn()`` (CUDA kernels only, no host sync) as a CUDA graph; return its replay.
-
-    Capturing records the kernels without running them."""
+    """Capture ``fn()`` (CUDA kernels only, no host sync) on the current device as a CUDA graph;
+    return its replay. Capturing records the kernels without running them."""
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=_side_stream(torch.cuda.current_device())):
         fn()
     return graph.replay
 
@@ -94,7 +104,7 @@ class Steps:
         self.warm += 1
         if not self.x.is_cuda:
             return self._body(self.idx, beta)
-        side, main = torch.cuda.Stream(self.x.device), torch.cuda.current_stream(self.x.device)
+        side, main = _side_stream(self.x.device.index), torch.cuda.current_stream(self.x.device)
         side.wait_stream(main)
         with torch.cuda.stream(side):
             self._body(self.idx, beta)
@@ -102,7 +112,11 @@ class Steps:
 
     def _capture(self, beta):
         try:
-            self.replay = self.capture(lambda: self._body(self.idx, beta))
+            if self.x.is_cuda:
+                with torch.cuda.device(self.x.device):
+                    self.replay = self.capture(lambda: self._body(self.idx, beta))
+            else:
+                self.replay = self.capture(lambda: self._body(self.idx, beta))
         except Exception as err:  # an op or driver that cannot be captured: train eagerly instead
             msg = f"could not capture the training step as a CUDA graph ({err}); running it eagerly"
             warnings.warn(msg, RuntimeWarning, stacklevel=5)  # at the caller of vc.train
