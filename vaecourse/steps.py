@@ -14,6 +14,7 @@ KL weight that changes from step to step (it is a number baked into the captured
 any optimizer but ``FusedAdam``. If capture fails, training warns and goes on eagerly.
 """
 
+import contextlib
 import warnings
 
 import torch
@@ -112,10 +113,8 @@ class Steps:
 
     def _capture(self, beta):
         try:
-            if self.x.is_cuda:
-                with torch.cuda.device(self.x.device):
-                    self.replay = self.capture(lambda: self._body(self.idx, beta))
-            else:
+            on_device = torch.cuda.device(self.x.device) if self.x.is_cuda else contextlib.nullcontext()
+            with on_device:  # capture on the data's GPU
                 self.replay = self.capture(lambda: self._body(self.idx, beta))
         except Exception as err:  # an op or driver that cannot be captured: train eagerly instead
             msg = f"could not capture the training step as a CUDA graph ({err}); running it eagerly"
