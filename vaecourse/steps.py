@@ -15,6 +15,7 @@ any optimizer but ``FusedAdam``. If capture fails, training warns and goes on ea
 """
 
 import contextlib
+import functools
 import warnings
 
 import torch
@@ -25,16 +26,13 @@ __all__ = ["Steps", "cuda_graph", "WARMUP_STEPS"]
 
 WARMUP_STEPS = 3  # eager steps before capture, as torch's CUDA-graph recipe asks (lazy handles, workspaces)
 
-_SIDE_STREAMS = {}  # device index -> the one stream every warm-up and capture runs on
 
-
+@functools.cache
 def _side_stream(index):
-    """The side stream of CUDA device ``index``, made once: cuBLAS keeps a workspace (tens of MiB)
-    for every stream it has run on, so a new stream per ``vc.train`` call would hold more memory
-    after each call."""
-    if index not in _SIDE_STREAMS:
-        _SIDE_STREAMS[index] = torch.cuda.Stream(index)
-    return _SIDE_STREAMS[index]
+    """The one stream that every warm-up and capture on CUDA device ``index`` runs on: cuBLAS keeps
+    a workspace (tens of MiB) for every stream it has run on, so a new stream per ``vc.train`` call
+    would hold more memory after each call."""
+    return torch.cuda.Stream(index)
 
 
 def cuda_graph(fn):
