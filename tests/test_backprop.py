@@ -2,6 +2,7 @@
 used by vc.train only where it applies, and training with it matches training with autograd."""
 
 import importlib
+import math
 
 import pytest
 import torch
@@ -51,6 +52,36 @@ def test_gradients_and_sums_match_autograd(hidden, decoder_hidden, activation, b
     torch.testing.assert_close(terms, sums, rtol=1e-10, atol=1e-9)
 
 
+@pytest.mark.parametrize(
+    "hidden, decoder_hidden, activation, beta, obs_var",
+    [
+        ((200,), None, "relu", 1.0, 1.0),
+        ((32,), (), "tanh", 0.5, 0.1),  # linear decoder
+        ((16, 8), None, "relu", 4.0, 5.0),
+    ],
+)
+def test_gaussian_decoder_gradients_and_sums_match_autograd(hidden, decoder_hidden, activation, beta, obs_var):
+    torch.manual_seed(2)
+    model = vc.VAE(
+        30,
+        5,
+        hidden=hidden,
+        decoder_hidden=decoder_hidden,
+        activation=activation,
+        likelihood="gaussian",
+        obs_logvar=math.log(obs_var),
+    ).double()
+    x = torch.randn(17, 30, dtype=torch.float64) * 2  # any real values
+    eps = torch.randn(17, 5, dtype=torch.float64)
+    grads, sums = _autograd_reference(model, x, eps, beta)
+    manual = ManualELBO.for_model(model)
+    assert manual is not None
+    terms = manual.step(x, beta, eps=eps)
+    for (name, p), g in zip(model.named_parameters(), grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12, msg=f"gradient of {name}")
+    torch.testing.assert_close(terms, sums, rtol=1e-10, atol=1e-9)
+
+
 def test_float32_gradients_agree_with_autograd():
     torch.manual_seed(1)
     model = vc.VAE(784, 20, hidden=(400,))
@@ -85,7 +116,7 @@ class _MyVAE(vc.VAE):
         (lambda: vc.VAE(8, 2, hidden=(4,)), {"objective": "iwae", "k": 5}),
         (lambda: vc.VAE(8, 2, hidden=(4,)), {"k": 3}),
         (lambda: vc.VAE(8, 2, hidden=(4,)), {"free_bits": 0.5}),
-        (lambda: vc.VAE(8, 2, hidden=(4,), likelihood="gaussian"), {}),
+        (lambda: vc.VAE(8, 2, hidden=(4,), likelihood="gaussian"), {}),  # a learned variance
         (lambda: vc.VAE(8, 2, hidden=(4,), cond_dim=3), {}),
         (lambda: vc.VAE(8, 2, hidden=(4,), activation="elu"), {}),
         (lambda: _MyVAE(8, 2, hidden=(4,)), {}),  # a subclass may change encode or log_px_z
@@ -105,14 +136,23 @@ def test_frozen_parameters_fall_back_to_autograd():
     assert all(torch.equal(a, p.cpu()) for a, p in zip(before, model.encoder.parameters()))
 
 
-@pytest.mark.parametrize("options", [{}, {"beta": 0.5, "kl_schedule": vc.LinearSchedule(20)}])
-def test_training_matches_the_autograd_path(monkeypatch, options):
+@pytest.mark.parametrize(
+    "options, model_kw",
+    [
+        ({}, {}),
+        ({"beta": 0.5, "kl_schedule": vc.LinearSchedule(20)}, {}),
+        ({}, {"likelihood": "gaussian", "obs_logvar": 0.0}),
+        ({"beta": 2.0}, {"likelihood": "gaussian", "obs_logvar": math.log(0.1)}),
+    ],
+)
+def test_training_matches_the_autograd_path(monkeypatch, options, model_kw):
     """Same seed, same draws: the written-out backward and autograd train to the same losses."""
     x = vc.load_digits().x_train[:512]
+    assert ManualELBO.for_model(vc.VAE(64, 4, hidden=(64,), **model_kw)) is not None
 
     def run():
         vc.set_seed(3)
-        model = vc.VAE(64, 4, hidden=(64,))
+        model = vc.VAE(64, 4, hidden=(64,), **model_kw)
         hist = vc.train(model, x, epochs=3, batch_size=64, progress=False, device="cpu", **options)
         return hist, model
 

@@ -145,8 +145,11 @@ def test_capture_only_on_cuda_with_a_constant_kl_weight():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("kw", [{}, {"dynamic_binarization": True}])
-def test_cuda_graph_training_matches_eager_on_gpu(monkeypatch, kw):
+@pytest.mark.parametrize(
+    "kw, model_kw",
+    [({}, {}), ({"dynamic_binarization": True}, {}), ({}, {"likelihood": "gaussian", "obs_logvar": 0.0})],
+)
+def test_cuda_graph_training_matches_eager_on_gpu(monkeypatch, kw, model_kw):
     x = vc.load_mnist().x_train[:1000]
     runs = {}
     for name, capture in (("eager", None), ("graph", cuda_graph)):
@@ -158,7 +161,7 @@ def test_cuda_graph_training_matches_eager_on_gpu(monkeypatch, kw):
 
         monkeypatch.setattr(train_mod, "_capture_for", lambda d, s, c=counting if capture else None: c)
         vc.set_seed(0)
-        model = vc.VAE(784, 20, hidden=(400,))
+        model = vc.VAE(784, 20, hidden=(400,), **model_kw)
         hist = vc.train(model, x, epochs=5, device="cuda", progress=False, **kw)
         vc.set_seed(1)
         elbo = model.elbo(x.cuda()).mean().item()

@@ -2,14 +2,15 @@
 in matrix products instead of autograd bookkeeping.
 
 The case: a ``vc.VAE`` whose encoder and decoder are MLPs (ReLU or tanh), with a Bernoulli decoder
-and no labels, trained on the single-sample ELBO with a KL weight beta (fixed or annealed). With
-logits l, z = mu + sigma * eps (sigma = exp(logvar / 2)) and the summed batch loss
+or a Gaussian one of fixed variance s2 (``obs_logvar`` given), no labels, trained on the
+single-sample ELBO with a KL weight beta (fixed or annealed). With decoder outputs l (logits, or
+the Gaussian mean), z = mu + sigma * eps (sigma = exp(logvar / 2)) and the summed batch loss
 
-    L = sum_b [ BCE(l_b, x_b) + beta * KL_b ],   KL_b = 1/2 sum_j (mu^2 + e^logvar - 1 - logvar),
+    L = sum_b [ -log p(x_b|z_b) + beta * KL_b ],   KL_b = 1/2 sum_j (mu^2 + e^logvar - 1 - logvar),
 
 the gradients have short closed forms:
 
-    dL/dl       = sigmoid(l) - x                                       (B, D)
+    dL/dl       = sigmoid(l) - x   (Bernoulli),   (l - x) / s2   (Gaussian)    (B, D)
     dL/dmu      = dL/dz + beta * mu                                    (B, Z)
     dL/dlogvar  = dL/dz * eps * sigma / 2 + beta * (e^logvar - 1) / 2  (B, Z)
     linear layer a_out = a_in W^T + b:  dW = g^T a_in,  db = sum_b g,  g_in = g W
@@ -25,18 +26,19 @@ get a gradient of exactly 0, which Adam (no weight decay) turns into an update o
 its forward and weight-gradient products shrink by that fraction, with the same result, and
 ``write_back`` puts it into the model.
 
-Every other case (IWAE, k > 1, free bits, Gaussian decoders, labels, other activations, frozen
-parameters) goes through autograd. ``tests/test_backprop.py`` checks these gradients against
+Every other case (IWAE, k > 1, free bits, a learned Gaussian variance, labels, other activations,
+frozen parameters) goes through autograd. ``tests/test_backprop.py`` checks these gradients against
 autograd's on the same noise.
 """
 
+import math
 from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import _gaussian_kl_per_dim
+from .losses import LOG_2PI, _gaussian_kl_per_dim
 
 __all__ = ["ManualELBO", "FusedAdam"]
 
@@ -132,6 +134,11 @@ class ManualELBO:
             if p.grad is None or p.grad.shape != p.shape:
                 p.grad = torch.zeros_like(p)
         self.enc, self.dec = _prepare(_layers(model.encoder)), _prepare(_layers(model.decoder))
+        self.gaussian = model.likelihood == "gaussian"
+        if self.gaussian:  # fixed observation variance s2: log p(x|z) = -(|x - l|^2 / s2 + D log(2 pi s2)) / 2
+            obs_logvar = float(model.obs_logvar)
+            self.inv_var = math.exp(-obs_logvar)  # 1 / s2
+            self.log_norm = model.x_dim * (LOG_2PI + obs_logvar)  # D log(2 pi s2)
         self.params = list(model.parameters())  # the tensors an optimizer should update
         self.inputs = None  # (k,) the input columns the encoder reads; None: all of them
         self._first_weight = model.encoder[0].weight  # (H, D), the model's own
@@ -168,8 +175,10 @@ class ManualELBO:
 
         if type(model) is not VAE or objective != "elbo" or k != 1 or free_bits > 0:
             return None
-        if model.likelihood != "bernoulli" or model.cond_dim:
+        if model.cond_dim or model.likelihood not in ("bernoulli", "gaussian"):
             return None
+        if model.likelihood == "gaussian" and isinstance(model.obs_logvar, nn.Parameter):
+            return None  # a learned variance: autograd
         if not all(p.requires_grad for p in model.parameters()):
             return None
         if _layers(model.encoder) is None or _layers(model.decoder) is None:
@@ -196,14 +205,19 @@ class ManualELBO:
         if eps is None:
             eps = torch.randn_like(std)
         z = torch.addcmul(mu, std, eps)  # (B, Z)
-        logits, dec_in = _forward(self.dec, z)  # (B, D)
+        logits, dec_in = _forward(self.dec, z)  # (B, D): logits, or the Gaussian mean
 
-        # sum_b log p(x_b|z_b) = sum x * l - softplus(l): a dot product and one elementwise pass
-        recon = torch.dot(x.reshape(-1), logits.reshape(-1)) - F.softplus(logits).sum()
+        if self.gaussian:
+            g = logits.sub_(x)  # l - x, in place: the decoder's output is not needed again
+            recon = -0.5 * (torch.dot(g.reshape(-1), g.reshape(-1)) * self.inv_var + b * self.log_norm)
+            g.mul_(self.inv_var)  # dL/dl = (l - x) / s2, (B, D)
+        else:
+            # sum_b log p(x_b|z_b) = sum x * l - softplus(l): a dot product and one elementwise pass
+            recon = torch.dot(x.reshape(-1), logits.reshape(-1)) - F.softplus(logits).sum()
+            g = torch.sigmoid(logits).sub_(x)  # dL/dlogits, (B, D)
         em1 = torch.expm1(logvar)  # e^logvar - 1, for the KL and dKL/dlogvar
         kl = _gaussian_kl_per_dim(mu, logvar, em1).sum()
 
-        g = torch.sigmoid(logits).sub_(x)  # dL/dlogits, (B, D)
         gz = _backward(self.dec, dec_in, g, 1.0 / b, input_grad=True)  # (B, Z)
         ge = torch.empty_like(e)  # dL/d(mu, logvar), (B, 2Z)
         torch.add(gz, mu, alpha=beta, out=ge[:, :z_dim])
