@@ -27,6 +27,18 @@ def _autograd_reference(model, x, eps, beta):
     return grads, sums
 
 
+def _assert_step_matches_autograd(model, x, beta):
+    """One written-out step on a float64 model: gradients and logged sums equal autograd's."""
+    eps = torch.randn(x.shape[0], model.z_dim, dtype=torch.float64)
+    grads, sums = _autograd_reference(model, x, eps, beta)
+    manual = ManualELBO.for_model(model)
+    assert manual is not None
+    terms = manual.step(x, beta, eps=eps)
+    for (name, p), g in zip(model.named_parameters(), grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12, msg=f"gradient of {name}")
+    torch.testing.assert_close(terms, sums, rtol=1e-10, atol=1e-9)
+
+
 @pytest.mark.parametrize(
     "hidden, decoder_hidden, activation, beta",
     [
@@ -42,14 +54,7 @@ def test_gradients_and_sums_match_autograd(hidden, decoder_hidden, activation, b
     model = vc.VAE(30, 5, hidden=hidden, decoder_hidden=decoder_hidden, activation=activation).double()
     x = torch.rand(17, 30, dtype=torch.float64)
     x[:5] = torch.bernoulli(x[:5])  # binary and grey-level rows
-    eps = torch.randn(17, 5, dtype=torch.float64)
-    grads, sums = _autograd_reference(model, x, eps, beta)
-    manual = ManualELBO.for_model(model)
-    assert manual is not None
-    terms = manual.step(x, beta, eps=eps)
-    for (name, p), g in zip(model.named_parameters(), grads):
-        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12, msg=f"gradient of {name}")
-    torch.testing.assert_close(terms, sums, rtol=1e-10, atol=1e-9)
+    _assert_step_matches_autograd(model, x, beta)
 
 
 @pytest.mark.parametrize(
@@ -72,14 +77,7 @@ def test_gaussian_decoder_gradients_and_sums_match_autograd(hidden, decoder_hidd
         obs_logvar=math.log(obs_var),
     ).double()
     x = torch.randn(17, 30, dtype=torch.float64) * 2  # any real values
-    eps = torch.randn(17, 5, dtype=torch.float64)
-    grads, sums = _autograd_reference(model, x, eps, beta)
-    manual = ManualELBO.for_model(model)
-    assert manual is not None
-    terms = manual.step(x, beta, eps=eps)
-    for (name, p), g in zip(model.named_parameters(), grads):
-        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12, msg=f"gradient of {name}")
-    torch.testing.assert_close(terms, sums, rtol=1e-10, atol=1e-9)
+    _assert_step_matches_autograd(model, x, beta)
 
 
 def test_float32_gradients_agree_with_autograd():
