@@ -175,7 +175,7 @@ class ManualELBO:
 
         if type(model) is not VAE or objective != "elbo" or k != 1 or free_bits > 0:
             return None
-        if model.cond_dim or model.likelihood not in ("bernoulli", "gaussian"):
+        if model.cond_dim:
             return None
         if model.likelihood == "gaussian" and isinstance(model.obs_logvar, nn.Parameter):
             return None  # a learned variance: autograd
