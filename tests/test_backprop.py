@@ -9,29 +9,30 @@ import torch
 
 import vaecourse as vc
 from vaecourse.backprop import FusedAdam, ManualELBO
-from vaecourse.losses import _gaussian_kl_per_dim
+from vaecourse.losses import _free_bits_above, _free_bits_kl, _gaussian_kl_per_dim
 
 train_mod = importlib.import_module("vaecourse.train")  # the module; vc.train is the function
 _used_columns = train_mod._used_columns
 
 
-def _autograd_reference(model, x, eps, beta):
+def _autograd_reference(model, x, eps, beta, free_bits=0.0):
     """Gradients of -mean ELBO_beta and the batch sums (loss, recon, KL), by autograd on the same eps."""
     mu, logvar = model.encode(x)
     z = mu + torch.exp(0.5 * logvar) * eps
     recon = model.log_px_z(x, z)  # (B,)
-    kl = _gaussian_kl_per_dim(mu, logvar).sum(-1)  # (B,)
-    obj = recon - beta * kl
+    kl_d = _gaussian_kl_per_dim(mu, logvar)  # (B, Z)
+    kl = kl_d.sum(-1)  # (B,)
+    obj = recon - beta * (_free_bits_kl(kl_d, free_bits) if free_bits > 0 else kl)
     grads = torch.autograd.grad(-obj.mean(), list(model.parameters()))
     sums = torch.stack((-obj.sum(), recon.sum(), kl.sum())).detach()
     return grads, sums
 
 
-def _assert_step_matches_autograd(model, x, beta):
+def _assert_step_matches_autograd(model, x, beta, free_bits=0.0):
     """One written-out step on a float64 model: gradients and logged sums equal autograd's."""
     eps = torch.randn(x.shape[0], model.z_dim, dtype=torch.float64)
-    grads, sums = _autograd_reference(model, x, eps, beta)
-    manual = ManualELBO.for_model(model)
+    grads, sums = _autograd_reference(model, x, eps, beta, free_bits)
+    manual = ManualELBO.for_model(model, free_bits=free_bits)
     assert manual is not None
     terms = manual.step(x, beta, eps=eps)
     for (name, p), g in zip(model.named_parameters(), grads):
@@ -80,6 +81,28 @@ def test_gaussian_decoder_gradients_and_sums_match_autograd(hidden, decoder_hidd
     _assert_step_matches_autograd(model, x, beta)
 
 
+@pytest.mark.parametrize(
+    "model_kw, beta",
+    [
+        ({}, 1.0),
+        ({"hidden": (24, 16), "activation": "tanh"}, 0.5),
+        ({"likelihood": "gaussian", "obs_logvar": math.log(0.5)}, 2.0),
+    ],
+)
+def test_free_bits_gradients_and_sums_match_autograd(model_kw, beta):
+    """Free bits: dimensions whose batch-mean KL is under the floor lose their KL gradient."""
+    torch.manual_seed(4)
+    model = vc.VAE(30, 6, **{"hidden": (32,), **model_kw}).double()
+    with torch.no_grad():  # spread the posteriors so that the dimensions' KLs differ
+        model.encoder[-1].bias.mul_(0).add_(torch.linspace(-1.5, 1.5, 12, dtype=torch.float64))
+    x = torch.rand(19, 30, dtype=torch.float64)
+    kl_mean = _gaussian_kl_per_dim(*model.encode(x)).mean(0).detach()  # (Z,)
+    free_bits = float(kl_mean.median())  # a floor with dimensions on both sides of it
+    above = _free_bits_above(_gaussian_kl_per_dim(*model.encode(x)), free_bits)
+    assert 0 < int(above.sum()) < model.z_dim, kl_mean
+    _assert_step_matches_autograd(model, x, beta, free_bits)
+
+
 def test_float32_gradients_agree_with_autograd():
     torch.manual_seed(1)
     model = vc.VAE(784, 20, hidden=(400,))
@@ -113,7 +136,6 @@ class _MyVAE(vc.VAE):
     [
         (lambda: vc.VAE(8, 2, hidden=(4,)), {"objective": "iwae", "k": 5}),
         (lambda: vc.VAE(8, 2, hidden=(4,)), {"k": 3}),
-        (lambda: vc.VAE(8, 2, hidden=(4,)), {"free_bits": 0.5}),
         (lambda: vc.VAE(8, 2, hidden=(4,), likelihood="gaussian"), {}),  # a learned variance
         (lambda: vc.VAE(8, 2, hidden=(4,), cond_dim=3), {}),
         (lambda: vc.VAE(8, 2, hidden=(4,), activation="elu"), {}),
@@ -141,6 +163,8 @@ def test_frozen_parameters_fall_back_to_autograd():
         ({"beta": 0.5, "kl_schedule": vc.LinearSchedule(20)}, {}),
         ({}, {"likelihood": "gaussian", "obs_logvar": 0.0}),
         ({"beta": 2.0}, {"likelihood": "gaussian", "obs_logvar": math.log(0.1)}),
+        ({"free_bits": 0.25}, {}),
+        ({"free_bits": 0.5, "beta": 2.0}, {"likelihood": "gaussian", "obs_logvar": 0.0}),
     ],
 )
 def test_training_matches_the_autograd_path(monkeypatch, options, model_kw):

@@ -106,7 +106,7 @@ def _assert_same_training(a, b):
         assert torch.equal(p, q)
 
 
-@pytest.mark.parametrize("kw", [{}, {"dynamic_binarization": True}, {"beta": 3.0}])
+@pytest.mark.parametrize("kw", [{}, {"dynamic_binarization": True}, {"beta": 3.0}, {"free_bits": 0.2}])
 def test_training_through_a_captured_step_is_bit_for_bit_eager(x, monkeypatch, kw):
     eager = _train(x, monkeypatch, None, **kw)
     stats = {"captures": 0, "replays": 0}
@@ -147,7 +147,12 @@ def test_capture_only_on_cuda_with_a_constant_kl_weight():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize(
     "kw, model_kw",
-    [({}, {}), ({"dynamic_binarization": True}, {}), ({}, {"likelihood": "gaussian", "obs_logvar": 0.0})],
+    [
+        ({}, {}),
+        ({"dynamic_binarization": True}, {}),
+        ({}, {"likelihood": "gaussian", "obs_logvar": 0.0}),
+        ({"free_bits": 0.5}, {}),
+    ],
 )
 def test_cuda_graph_training_matches_eager_on_gpu(monkeypatch, kw, model_kw):
     x = vc.load_mnist().x_train[:1000]

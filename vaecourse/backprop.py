@@ -3,8 +3,9 @@ in matrix products instead of autograd bookkeeping.
 
 The case: a ``vc.VAE`` whose encoder and decoder are MLPs (ReLU or tanh), with a Bernoulli decoder
 or a Gaussian one of fixed variance s2 (``obs_logvar`` given), no labels, trained on the
-single-sample ELBO with a KL weight beta (fixed or annealed). With decoder outputs l (logits, or
-the Gaussian mean), z = mu + sigma * eps (sigma = exp(logvar / 2)) and the summed batch loss
+single-sample ELBO with a KL weight beta (fixed or annealed), with or without free bits. With
+decoder outputs l (logits, or the Gaussian mean), z = mu + sigma * eps (sigma = exp(logvar / 2))
+and the summed batch loss
 
     L = sum_b [ -log p(x_b|z_b) + beta * KL_b ],   KL_b = 1/2 sum_j (mu^2 + e^logvar - 1 - logvar),
 
@@ -16,6 +17,10 @@ the gradients have short closed forms:
     linear layer a_out = a_in W^T + b:  dW = g^T a_in,  db = sum_b g,  g_in = g W
     ReLU: g * (a_out > 0);  tanh: g * (1 - a_out^2)
 
+With free bits lambda (Kingma et al. 2016; ``losses._free_bits_kl``) a latent dimension j whose
+batch-mean KL is under lambda counts as the constant lambda in every example: its KL term drops
+out of dL/dmu and dL/dlogvar (beta becomes beta * [mean_b KL_bj >= lambda] per dimension).
+
 ``vc.train`` minimizes the batch *mean* L / B; the 1/B rides along as the ``alpha`` of the
 weight-gradient matmuls, so no (B, D) tensor is ever rescaled.
 
@@ -26,8 +31,8 @@ get a gradient of exactly 0, which Adam (no weight decay) turns into an update o
 its forward and weight-gradient products shrink by that fraction, with the same result, and
 ``write_back`` puts it into the model.
 
-Every other case (IWAE, k > 1, free bits, a learned Gaussian variance, labels, other activations,
-frozen parameters) goes through autograd. ``tests/test_backprop.py`` checks these gradients against
+Every other case (IWAE, k > 1, a learned Gaussian variance, labels, other activations, frozen
+parameters) goes through autograd. ``tests/test_backprop.py`` checks these gradients against
 autograd's on the same noise.
 """
 
@@ -38,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import LOG_2PI, _gaussian_kl_per_dim
+from .losses import LOG_2PI, _free_bits_above, _gaussian_kl_per_dim
 
 __all__ = ["ManualELBO", "FusedAdam"]
 
@@ -128,8 +133,9 @@ def _backward(layers, inputs, g, alpha, input_grad):
 class ManualELBO:
     """One training step's forward and backward for the case above; gradients land in ``p.grad``."""
 
-    def __init__(self, model):
+    def __init__(self, model, free_bits=0.0):
         self.z_dim = model.z_dim
+        self.free_bits = float(free_bits)  # lambda, nats per latent dimension; 0: plain KL
         for p in model.parameters():
             if p.grad is None or p.grad.shape != p.shape:
                 p.grad = torch.zeros_like(p)
@@ -173,7 +179,7 @@ class ManualELBO:
         """A ``ManualELBO`` for ``model`` if the written-out gradients apply, else ``None``."""
         from .models import VAE
 
-        if type(model) is not VAE or objective != "elbo" or k != 1 or free_bits > 0:
+        if type(model) is not VAE or objective != "elbo" or k != 1:
             return None
         if model.cond_dim:
             return None
@@ -183,11 +189,11 @@ class ManualELBO:
             return None
         if _layers(model.encoder) is None or _layers(model.decoder) is None:
             return None
-        return cls(model)
+        return cls(model, free_bits)
 
     @torch.no_grad()
     def step(self, x, beta=1.0, eps=None, x_in=None):
-        """Gradients of the batch-mean loss ``-mean_b ELBO_beta(x_b)`` into ``.grad``.
+        """Gradients of the batch-mean loss ``-mean_b ELBO_beta(x_b)`` (with free bits if set) into ``.grad``.
 
         Args:
             x: (B, D) batch; beta: KL weight; eps: (B, Z) noise (drawn from N(0, I) if None).
@@ -216,14 +222,24 @@ class ManualELBO:
             recon = torch.dot(x.reshape(-1), logits.reshape(-1)) - F.softplus(logits).sum()
             g = torch.sigmoid(logits).sub_(x)  # dL/dlogits, (B, D)
         em1 = torch.expm1(logvar)  # e^logvar - 1, for the KL and dKL/dlogvar
-        kl = _gaussian_kl_per_dim(mu, logvar, em1).sum()
+        kl_d = _gaussian_kl_per_dim(mu, logvar, em1)  # (B, Z)
+        kl = kl_d.sum()
+        penalty = kl  # the KL term of the loss, summed over the batch
+        if self.free_bits > 0:  # dimensions under the floor: the constant lambda, no gradient
+            above = _free_bits_above(kl_d, self.free_bits)  # (Z,)
+            penalty = torch.where(above, kl_d.sum(0), b * self.free_bits).sum()
+            weight = above.to(e.dtype).mul_(beta)  # (Z,) beta or 0: the KL's weight per dimension
 
         gz = _backward(self.dec, dec_in, g, 1.0 / b, input_grad=True)  # (B, Z)
-        ge = torch.empty_like(e)  # dL/d(mu, logvar), (B, 2Z)
-        torch.add(gz, mu, alpha=beta, out=ge[:, :z_dim])
-        ge[:, z_dim:] = gz.mul_(eps).mul_(std).mul_(0.5).add_(em1, alpha=0.5 * beta)
+        ge = torch.empty_like(e)  # dL/d(mu, logvar), (B, 2Z); the logvar half reuses gz in place
+        if self.free_bits > 0:
+            torch.addcmul(gz, mu, weight, out=ge[:, :z_dim])
+            ge[:, z_dim:] = gz.mul_(eps).mul_(std).mul_(0.5).addcmul_(em1, weight, value=0.5)
+        else:
+            torch.add(gz, mu, alpha=beta, out=ge[:, :z_dim])
+            ge[:, z_dim:] = gz.mul_(eps).mul_(std).mul_(0.5).add_(em1, alpha=0.5 * beta)
         _backward(self.enc, enc_in, ge, 1.0 / b, input_grad=False)
-        return torch.stack((kl * beta - recon, recon, kl))
+        return torch.stack((penalty * beta - recon, recon, kl))
 
 
 @torch.no_grad()

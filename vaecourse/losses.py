@@ -134,10 +134,14 @@ def _free_bits_kl(kl_per_dim, free_bits):
     # Kingma et al. 2016, eq. (15): sum_j max(lambda, E_batch[KL_j]). Per example we keep KL_j in
     # the dimensions whose batch mean is above the floor and a constant lambda (no gradient) in
     # the others, so that the batch mean of the result is exactly the free-bits objective.
-    flat = kl_per_dim.reshape(-1, kl_per_dim.shape[-1])  # (B, Z)
-    above = flat.mean(0) >= free_bits  # (Z,)
+    above = _free_bits_above(kl_per_dim, free_bits)  # (Z,)
     floor = torch.full_like(kl_per_dim, float(free_bits))
     return torch.where(above, kl_per_dim, floor).sum(-1)
+
+
+def _free_bits_above(kl_per_dim, free_bits):
+    """(Z,) bool: the dimensions whose batch-mean KL reaches the floor (the ones that get gradient)."""
+    return kl_per_dim.reshape(-1, kl_per_dim.shape[-1]).mean(0) >= free_bits
 
 
 # ----------------------------------------------------------------------------- public API
