@@ -225,14 +225,13 @@ class ManualELBO:
         kl_d = _gaussian_kl_per_dim(mu, logvar, em1)  # (B, Z)
         kl = kl_d.sum()
         penalty = kl  # the KL term of the loss, summed over the batch
+
+        gz = _backward(self.dec, dec_in, g, 1.0 / b, input_grad=True)  # (B, Z)
+        ge = torch.empty_like(e)  # dL/d(mu, logvar), (B, 2Z); the logvar half reuses gz in place
         if self.free_bits > 0:  # dimensions under the floor: the constant lambda, no gradient
             above = _free_bits_above(kl_d, self.free_bits)  # (Z,)
             penalty = torch.where(above, kl_d.sum(0), b * self.free_bits).sum()
             weight = above.to(e.dtype).mul_(beta)  # (Z,) beta or 0: the KL's weight per dimension
-
-        gz = _backward(self.dec, dec_in, g, 1.0 / b, input_grad=True)  # (B, Z)
-        ge = torch.empty_like(e)  # dL/d(mu, logvar), (B, 2Z); the logvar half reuses gz in place
-        if self.free_bits > 0:
             torch.addcmul(gz, mu, weight, out=ge[:, :z_dim])
             ge[:, z_dim:] = gz.mul_(eps).mul_(std).mul_(0.5).addcmul_(em1, weight, value=0.5)
         else:

@@ -10,11 +10,11 @@ Why the loop is fast (see ``python -m vaecourse.bench`` and the README's Perform
 the data live on the device as one tensor and each batch is one ``index_select`` of a shuffled
 index (no DataLoader, no per-sample collation, no host-to-device copy); running sums stay on the
 device and are read once per epoch (no ``.item()`` per step); Adam is the fused kernel. For the
-common case (MLP VAE, Bernoulli or fixed-variance Gaussian decoder, single-sample ELBO) the
-backward pass is written out in ``backprop.py`` (skipping inputs that are zero in every example,
-such as MNIST's blank border), so a step is little more than its matrix products, and on a GPU that
-step is captured once as a CUDA graph and replayed (``steps.py``); every other case uses autograd,
-with the decoder in logits (``binary_cross_entropy_with_logits``, no separate sigmoid).
+common case (MLP VAE, Bernoulli or fixed-variance Gaussian decoder, single-sample ELBO, free bits
+or not) the backward pass is written out in ``backprop.py`` (skipping inputs that are zero in every
+example, such as MNIST's blank border), so a step is little more than its matrix products, and on a
+GPU that step is captured once as a CUDA graph and replayed (``steps.py``); every other case uses
+autograd, with the decoder in logits (``binary_cross_entropy_with_logits``, no separate sigmoid).
 """
 
 import math
