@@ -15,11 +15,11 @@ train_mod = importlib.import_module("vaecourse.train")  # the module; vc.train i
 _used_columns = train_mod._used_columns
 
 
-def _autograd_reference(model, x, eps, beta, free_bits=0.0):
+def _autograd_reference(model, x, eps, beta, free_bits=0.0, y=None):
     """Gradients of -mean ELBO_beta and the batch sums (loss, recon, KL), by autograd on the same eps."""
-    mu, logvar = model.encode(x)
+    mu, logvar = model.encode(x, y)
     z = mu + torch.exp(0.5 * logvar) * eps
-    recon = model.log_px_z(x, z)  # (B,)
+    recon = model.log_px_z(x, z, y)  # (B,)
     kl_d = _gaussian_kl_per_dim(mu, logvar)  # (B, Z)
     kl = kl_d.sum(-1)  # (B,)
     obj = recon - beta * (_free_bits_kl(kl_d, free_bits) if free_bits > 0 else kl)
@@ -28,13 +28,13 @@ def _autograd_reference(model, x, eps, beta, free_bits=0.0):
     return grads, sums
 
 
-def _assert_step_matches_autograd(model, x, beta, free_bits=0.0):
+def _assert_step_matches_autograd(model, x, beta, free_bits=0.0, y=None):
     """One written-out step on a float64 model: gradients and logged sums equal autograd's."""
     eps = torch.randn(x.shape[0], model.z_dim, dtype=torch.float64)
-    grads, sums = _autograd_reference(model, x, eps, beta, free_bits)
+    grads, sums = _autograd_reference(model, x, eps, beta, free_bits, y)
     manual = ManualELBO.for_model(model, free_bits=free_bits)
     assert manual is not None
-    terms = manual.step(x, beta, eps=eps)
+    terms = manual.step(x, beta, eps=eps, y=y)
     for (name, p), g in zip(model.named_parameters(), grads):
         torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12, msg=f"gradient of {name}")
     torch.testing.assert_close(terms, sums, rtol=1e-10, atol=1e-9)
@@ -103,6 +103,40 @@ def test_free_bits_gradients_and_sums_match_autograd(model_kw, beta):
     _assert_step_matches_autograd(model, x, beta, free_bits)
 
 
+def _labels(n, c, dtype=torch.float64, seed=0):
+    """(n, c) one-hot labels with every class present."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.one_hot(torch.randperm(n, generator=g) % c, c).to(dtype)
+
+
+@pytest.mark.parametrize(
+    "model_kw, beta, free_bits",
+    [
+        ({}, 1.0, False),
+        ({"hidden": (24, 16), "activation": "tanh"}, 0.5, False),
+        ({"decoder_hidden": ()}, 1.0, False),  # a linear decoder reads y directly
+        ({"likelihood": "gaussian", "obs_logvar": math.log(0.5)}, 2.0, False),
+        ({}, 1.0, True),
+    ],
+)
+def test_conditional_gradients_and_sums_match_autograd(model_kw, beta, free_bits):
+    """A conditional VAE: y joins x at the encoder and z at the decoder; the labels get no gradient."""
+    torch.manual_seed(5)
+    model = vc.VAE(30, 4, **{"hidden": (32,), "cond_dim": 3, **model_kw}).double()
+    x, y = torch.rand(18, 30, dtype=torch.float64), _labels(18, 3)
+    floor = 0.0
+    if free_bits:  # a floor with dimensions on both sides of it
+        kl_d = _gaussian_kl_per_dim(*model.encode(x, y)).detach()
+        floor = float(kl_d.mean(0).median())
+        assert 0 < int(_free_bits_above(kl_d, floor).sum()) < model.z_dim
+    _assert_step_matches_autograd(model, x, beta, floor, y=y)
+    manual = ManualELBO.for_model(model)
+    with pytest.raises(ValueError, match="conditional"):
+        manual.step(x, beta)  # labels missing
+    with pytest.raises(ValueError, match="conditional"):
+        ManualELBO.for_model(vc.VAE(30, 4).double()).step(x, beta, y=y)  # labels for a plain VAE
+
+
 def test_float32_gradients_agree_with_autograd():
     torch.manual_seed(1)
     model = vc.VAE(784, 20, hidden=(400,))
@@ -137,7 +171,6 @@ class _MyVAE(vc.VAE):
         (lambda: vc.VAE(8, 2, hidden=(4,)), {"objective": "iwae", "k": 5}),
         (lambda: vc.VAE(8, 2, hidden=(4,)), {"k": 3}),
         (lambda: vc.VAE(8, 2, hidden=(4,), likelihood="gaussian"), {}),  # a learned variance
-        (lambda: vc.VAE(8, 2, hidden=(4,), cond_dim=3), {}),
         (lambda: vc.VAE(8, 2, hidden=(4,), activation="elu"), {}),
         (lambda: _MyVAE(8, 2, hidden=(4,)), {}),  # a subclass may change encode or log_px_z
         (lambda: vc.LinearGaussianVAE(8, 2), {}),
@@ -165,17 +198,21 @@ def test_frozen_parameters_fall_back_to_autograd():
         ({"beta": 2.0}, {"likelihood": "gaussian", "obs_logvar": math.log(0.1)}),
         ({"free_bits": 0.25}, {}),
         ({"free_bits": 0.5, "beta": 2.0}, {"likelihood": "gaussian", "obs_logvar": 0.0}),
+        ({}, {"cond_dim": 10}),
+        ({"beta": 0.5, "dynamic_binarization": True}, {"cond_dim": 10}),
     ],
 )
 def test_training_matches_the_autograd_path(monkeypatch, options, model_kw):
     """Same seed, same draws: the written-out backward and autograd train to the same losses."""
-    x = vc.load_digits().x_train[:512]
+    digits = vc.load_digits()
+    x = digits.x_train[:512]
+    data = (x, torch.nn.functional.one_hot(digits.y_train[:512], 10).float()) if model_kw.get("cond_dim") else x
     assert ManualELBO.for_model(vc.VAE(64, 4, hidden=(64,), **model_kw)) is not None
 
     def run():
         vc.set_seed(3)
         model = vc.VAE(64, 4, hidden=(64,), **model_kw)
-        hist = vc.train(model, x, epochs=3, batch_size=64, progress=False, device="cpu", **options)
+        hist = vc.train(model, data, epochs=3, batch_size=64, progress=False, device="cpu", **options)
         return hist, model
 
     fast, fast_model = run()
@@ -351,24 +388,30 @@ def test_restricted_inputs_give_autograds_gradients(beta):
         manual.use_inputs(used)
 
 
-def _train_mnist(monkeypatch=None, restrict=True, **kwargs):
-    x = vc.load_mnist().x_train[:512]
+def _train_mnist(monkeypatch=None, restrict=True, cond=False, **kwargs):
+    mnist = vc.load_mnist()
+    x = mnist.x_train[:512]
     vc.set_seed(5)
-    model = vc.VAE(784, 8, hidden=(64,))
+    model = vc.VAE(784, 8, hidden=(64,), cond_dim=10 if cond else 0)
     start = model.encoder[0].weight.detach().clone()
     if not restrict:
         monkeypatch.setattr(train_mod, "_used_columns", lambda x: None)
-    hist = vc.train(model, x, epochs=3, batch_size=64, progress=False, device="cpu", **kwargs)
+    data = (x, torch.nn.functional.one_hot(mnist.y_train[:512], 10).float()) if cond else x
+    hist = vc.train(model, data, epochs=3, batch_size=64, progress=False, device="cpu", **kwargs)
     return x, start, model, hist
 
 
-def test_training_on_used_columns_only_matches_training_on_all(monkeypatch):
+@pytest.mark.parametrize("cond", [False, True])
+def test_training_on_used_columns_only_matches_training_on_all(monkeypatch, cond):
     """vc.train drops the inputs that are zero in every image: the same training (to rounding), and
-    the weights of those inputs end exactly where they started, as plain Adam leaves them."""
-    x, start, fast, fast_hist = _train_mnist()
-    _, _, full, full_hist = _train_mnist(monkeypatch, restrict=False)
+    the weights of those inputs end exactly where they started, as plain Adam leaves them. A
+    conditional model's label columns come after the pixels, and all of them are used."""
+    x, start, fast, fast_hist = _train_mnist(cond=cond)
+    _, _, full, full_hist = _train_mnist(monkeypatch, restrict=False, cond=cond)
     blank = ~x.ne(0).any(0)
     assert blank.sum() > 100  # MNIST's border
+    if cond:
+        blank = torch.cat((blank, torch.zeros(10, dtype=torch.bool)))
     for model in (fast, full):
         assert torch.equal(model.encoder[0].weight[:, blank], start[:, blank])
         assert (model.encoder[0].weight[:, ~blank] != start[:, ~blank]).float().mean() > 0.5  # trained

@@ -90,11 +90,12 @@ def x():
     return x
 
 
-def _train(x, monkeypatch, capture, **kw):
+def _train(x, monkeypatch, capture, cond=False, **kw):
     monkeypatch.setattr(train_mod, "_capture_for", lambda device, kl_schedule: capture)
     vc.set_seed(0)
-    model = vc.VAE(40, 3, hidden=(16,))
-    hist = vc.train(model, x, epochs=EPOCHS, batch_size=B, progress=False, **kw)
+    model = vc.VAE(40, 3, hidden=(16,), cond_dim=4 if cond else 0)
+    data = (x, torch.nn.functional.one_hot(torch.arange(N) % 4, 4).float()) if cond else x
+    hist = vc.train(model, data, epochs=EPOCHS, batch_size=B, progress=False, **kw)
     return hist, [p.detach().clone() for p in model.parameters()]
 
 
@@ -106,7 +107,7 @@ def _assert_same_training(a, b):
         assert torch.equal(p, q)
 
 
-@pytest.mark.parametrize("kw", [{}, {"dynamic_binarization": True}, {"beta": 3.0}, {"free_bits": 0.2}])
+@pytest.mark.parametrize("kw", [{}, {"dynamic_binarization": True}, {"beta": 3.0}, {"free_bits": 0.2}, {"cond": True}])
 def test_training_through_a_captured_step_is_bit_for_bit_eager(x, monkeypatch, kw):
     eager = _train(x, monkeypatch, None, **kw)
     stats = {"captures": 0, "replays": 0}
@@ -152,10 +153,13 @@ def test_capture_only_on_cuda_with_a_constant_kl_weight():
         ({"dynamic_binarization": True}, {}),
         ({}, {"likelihood": "gaussian", "obs_logvar": 0.0}),
         ({"free_bits": 0.5}, {}),
+        ({}, {"cond_dim": 10}),
     ],
 )
 def test_cuda_graph_training_matches_eager_on_gpu(monkeypatch, kw, model_kw):
-    x = vc.load_mnist().x_train[:1000]
+    mnist = vc.load_mnist()
+    x = mnist.x_train[:1000]
+    y = torch.nn.functional.one_hot(mnist.y_train[:1000], 10).float() if model_kw.get("cond_dim") else None
     runs = {}
     for name, capture in (("eager", None), ("graph", cuda_graph)):
         stats = {"captures": 0}
@@ -167,9 +171,9 @@ def test_cuda_graph_training_matches_eager_on_gpu(monkeypatch, kw, model_kw):
         monkeypatch.setattr(train_mod, "_capture_for", lambda d, s, c=counting if capture else None: c)
         vc.set_seed(0)
         model = vc.VAE(784, 20, hidden=(400,), **model_kw)
-        hist = vc.train(model, x, epochs=5, device="cuda", progress=False, **kw)
+        hist = vc.train(model, x if y is None else (x, y), epochs=5, device="cuda", progress=False, **kw)
         vc.set_seed(1)
-        elbo = model.elbo(x.cuda()).mean().item()
+        elbo = model.elbo(x.cuda(), y=None if y is None else y.cuda()).mean().item()
         runs[name] = (torch.tensor(hist["loss"]), elbo, stats["captures"])
     (eager_loss, eager_elbo, _), (graph_loss, graph_elbo, captures) = runs["eager"], runs["graph"]
     assert captures == 1

@@ -2,8 +2,9 @@
 in matrix products instead of autograd bookkeeping.
 
 The case: a ``vc.VAE`` whose encoder and decoder are MLPs (ReLU or tanh), with a Bernoulli decoder
-or a Gaussian one of fixed variance s2 (``obs_logvar`` given), no labels, trained on the
-single-sample ELBO with a KL weight beta (fixed or annealed), with or without free bits. With
+or a Gaussian one of fixed variance s2 (``obs_logvar`` given), with or without labels y (a
+conditional VAE: the encoder reads (x, y), the decoder (z, y)), trained on the single-sample ELBO
+with a KL weight beta (fixed or annealed), with or without free bits. With
 decoder outputs l (logits, or the Gaussian mean), z = mu + sigma * eps (sigma = exp(logvar / 2))
 and the summed batch loss
 
@@ -31,8 +32,8 @@ get a gradient of exactly 0, which Adam (no weight decay) turns into an update o
 its forward and weight-gradient products shrink by that fraction, with the same result, and
 ``write_back`` puts it into the model.
 
-Every other case (IWAE, k > 1, a learned Gaussian variance, labels, other activations, frozen
-parameters) goes through autograd. ``tests/test_backprop.py`` checks these gradients against
+Every other case (IWAE, k > 1, a learned Gaussian variance, other activations, frozen parameters,
+subclasses) goes through autograd. ``tests/test_backprop.py`` checks these gradients against
 autograd's on the same noise.
 """
 
@@ -134,7 +135,7 @@ class ManualELBO:
     """One training step's forward and backward for the case above; gradients land in ``p.grad``."""
 
     def __init__(self, model, free_bits=0.0):
-        self.z_dim = model.z_dim
+        self.z_dim, self.cond_dim = model.z_dim, model.cond_dim
         self.free_bits = float(free_bits)  # lambda, nats per latent dimension; 0: plain KL
         for p in model.parameters():
             if p.grad is None or p.grad.shape != p.shape:
@@ -181,8 +182,6 @@ class ManualELBO:
 
         if type(model) is not VAE or objective != "elbo" or k != 1:
             return None
-        if model.cond_dim:
-            return None
         if model.likelihood == "gaussian" and isinstance(model.obs_logvar, nn.Parameter):
             return None  # a learned variance: autograd
         if not all(p.requires_grad for p in model.parameters()):
@@ -192,26 +191,31 @@ class ManualELBO:
         return cls(model, free_bits)
 
     @torch.no_grad()
-    def step(self, x, beta=1.0, eps=None, x_in=None):
+    def step(self, x, beta=1.0, eps=None, x_in=None, y=None):
         """Gradients of the batch-mean loss ``-mean_b ELBO_beta(x_b)`` (with free bits if set) into ``.grad``.
 
         Args:
             x: (B, D) batch; beta: KL weight; eps: (B, Z) noise (drawn from N(0, I) if None).
-            x_in: (B, k) the columns ``self.inputs`` of x, if the caller has them already.
+            x_in: (B, k) the columns ``self.inputs`` of the encoder's input (x, y), if the caller
+                has them already.
+            y: (B, C) labels of a conditional model (required then, else None).
         Returns:
             (3,) tensor: the batch sums of the loss, of log p(x|z) and of KL(q||p), as the
             autograd path of ``vc.train`` logs them.
         """
         b, z_dim = x.shape[0], self.z_dim
+        if (y is None) != (not self.cond_dim):
+            raise ValueError(f"y must be given exactly when the model is conditional (cond_dim={self.cond_dim})")
         if x_in is None:
-            x_in = x if self.inputs is None else x.index_select(1, self.inputs)  # (B, k)
+            x_in = x if y is None else torch.cat((x, y), 1)  # (B, D + C)
+            x_in = x_in if self.inputs is None else x_in.index_select(1, self.inputs)  # (B, k)
         e, enc_in = _forward(self.enc, x_in)  # (B, 2Z)
         mu, logvar = e[:, :z_dim], e[:, z_dim:]
         std = torch.exp(0.5 * logvar)
         if eps is None:
             eps = torch.randn_like(std)
         z = torch.addcmul(mu, std, eps)  # (B, Z)
-        logits, dec_in = _forward(self.dec, z)  # (B, D): logits, or the Gaussian mean
+        logits, dec_in = _forward(self.dec, z if y is None else torch.cat((z, y), 1))  # (B, D)
 
         if self.gaussian:
             g = logits.sub_(x)  # l - x, in place: the decoder's output is not needed again
@@ -226,7 +230,7 @@ class ManualELBO:
         kl = kl_d.sum()
         penalty = kl  # the KL term of the loss, summed over the batch
 
-        gz = _backward(self.dec, dec_in, g, 1.0 / b, input_grad=True)  # (B, Z)
+        gz = _backward(self.dec, dec_in, g, 1.0 / b, input_grad=True)[:, :z_dim]  # (B, Z): not y's columns
         ge = torch.empty_like(e)  # dL/d(mu, logvar), (B, 2Z); the logvar half reuses gz in place
         if self.free_bits > 0:  # dimensions under the floor: the constant lambda, no gradient
             above = _free_bits_above(kl_d, self.free_bits)  # (Z,)

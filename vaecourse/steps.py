@@ -49,16 +49,19 @@ class Steps:
 
     Args:
         manual: the ``ManualELBO`` of the model; optimizer: its optimizer (``FusedAdam`` to capture).
-        x: (N, D) resident data; x_in: (N, k) its columns ``manual.inputs``, or None.
+        x: (N, D) resident data; x_in: (N, k) the columns ``manual.inputs`` of the encoder's input
+            (x, or (x, y) side by side), or None; y: (N, C) labels of a conditional model, or None.
         batch_size: the size of a full batch (the one that is captured).
         dynamic_binarization: draw each batch as Bernoulli(x).
         capture: ``cuda_graph`` to capture full-batch steps, or None to run every step eagerly.
     ``sums`` holds (loss, log p(x|z), KL) summed over the examples seen since it was last zeroed.
     """
 
-    def __init__(self, manual, optimizer, x, x_in=None, *, batch_size, dynamic_binarization=False, capture=None):
+    def __init__(
+        self, manual, optimizer, x, x_in=None, *, y=None, batch_size, dynamic_binarization=False, capture=None
+    ):
         self.manual, self.optimizer = manual, optimizer
-        self.x, self.x_in, self.binarize = x, x_in, dynamic_binarization
+        self.x, self.x_in, self.y, self.binarize = x, x_in, y, dynamic_binarization
         self.sums = torch.zeros(3, dtype=x.dtype, device=x.device)  # (3,), read once an epoch
         self.idx = torch.zeros(batch_size, dtype=torch.long, device=x.device)  # (B,) the captured step's rows
         self.fused = isinstance(optimizer, FusedAdam)
@@ -75,7 +78,8 @@ class Steps:
             xb = torch.bernoulli(xb)
         elif self.x_in is not None:
             xb_in = self.x_in.index_select(0, idx)  # (B, k)
-        terms = self.manual.step(xb, beta, x_in=xb_in)  # (3,) batch sums; gradients into .grad
+        yb = None if self.y is None else self.y.index_select(0, idx)  # (B, C)
+        terms = self.manual.step(xb, beta, x_in=xb_in, y=yb)  # (3,) batch sums; gradients into .grad
         if self.fused:
             self.optimizer.update()
         else:

@@ -10,11 +10,12 @@ Why the loop is fast (see ``python -m vaecourse.bench`` and the README's Perform
 the data live on the device as one tensor and each batch is one ``index_select`` of a shuffled
 index (no DataLoader, no per-sample collation, no host-to-device copy); running sums stay on the
 device and are read once per epoch (no ``.item()`` per step); Adam is the fused kernel. For the
-common case (MLP VAE, Bernoulli or fixed-variance Gaussian decoder, single-sample ELBO, free bits
-or not) the backward pass is written out in ``backprop.py`` (skipping inputs that are zero in every
-example, such as MNIST's blank border), so a step is little more than its matrix products, and on a
-GPU that step is captured once as a CUDA graph and replayed (``steps.py``); every other case uses
-autograd, with the decoder in logits (``binary_cross_entropy_with_logits``, no separate sigmoid).
+common case (MLP VAE, conditional or not, Bernoulli or fixed-variance Gaussian decoder,
+single-sample ELBO, free bits or not) the backward pass is written out in ``backprop.py`` (skipping
+inputs that are zero in every example, such as MNIST's blank border), so a step is little more
+than its matrix products, and on a GPU that step is captured once as a CUDA graph and replayed
+(``steps.py``); every other case uses autograd, with the decoder in logits
+(``binary_cross_entropy_with_logits``, no separate sigmoid).
 """
 
 import math
@@ -198,15 +199,17 @@ def train(
     n = x.shape[0]
     manual = ManualELBO.for_model(model, objective, k, free_bits)  # None: autograd does the backward
     torch_adam = None  # our own torch.optim.Adam, whose moments we keep out of the subnormal range
-    x_in = None  # (N, k) the columns of x that are not zero everywhere, when the encoder reads only those
+    x_in = None  # (N, k) the encoder's input columns that are not zero everywhere, when it reads only those
     if optimizer is None:
         fused = device.type in ("cpu", "cuda")
         if manual is not None and fused:
-            used = _used_columns(x)
+            enc_data = x if y is None else torch.cat((x, y), 1)  # (N, D + C): what the encoder reads
+            used = _used_columns(enc_data)
             if used is not None:  # exact: weights of all-zero inputs get zero gradient, so never move
                 manual.use_inputs(used)
-                if not dynamic_binarization:  # else each resampled batch gives its own columns
-                    x_in = x.index_select(1, used)
+                enc_data = enc_data.index_select(1, used)
+            if not dynamic_binarization and enc_data is not x:  # else each batch is drawn, then gathered
+                x_in = enc_data
             optimizer = FusedAdam(manual.params, lr=lr)
         else:
             optimizer = torch_adam = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
@@ -218,6 +221,7 @@ def train(
             optimizer,
             x,
             x_in,
+            y=y,
             batch_size=batch_size,
             dynamic_binarization=dynamic_binarization,
             capture=capture,
