@@ -167,6 +167,7 @@ def graded(tmp_path_factory):
         validate[name] = (proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0)
 
     _wait(grade_b, tmp / "autograde_B.log", "autograde in course B")
+    times["autograde, course B done after"] = time.perf_counter() - t_grade
     _wait(grade_a, tmp / "autograde_A.log", "autograde in course A")
     times["autograde, both courses in parallel"] = time.perf_counter() - t_grade
     n_subs = len(subs_a) + len(subs_b) + len(ROUND_TRIP)
