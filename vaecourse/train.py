@@ -207,9 +207,8 @@ def train(
             used = _used_columns(enc_data)
             if used is not None:  # exact: weights of all-zero inputs get zero gradient, so never move
                 manual.use_inputs(used)
-                enc_data = enc_data.index_select(1, used)
-            if not dynamic_binarization and enc_data is not x:  # else each batch is drawn, then gathered
-                x_in = enc_data
+            if not dynamic_binarization and (used is not None or y is not None):  # else drawn, then gathered
+                x_in = enc_data if used is None else enc_data.index_select(1, used)
             optimizer = FusedAdam(manual.params, lr=lr)
         else:
             optimizer = torch_adam = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
