@@ -103,6 +103,30 @@ def test_log_likelihood_does_not_depend_on_chunk_size(lg):
     assert a.shape == (64,)
 
 
+def test_log_likelihood_on_a_cpu_decodes_pieces_that_fit_in_cache(lg, monkeypatch):
+    model, x = lg
+    model.set_optimal_encoder()
+    pieces = []  # (samples, examples) of each decoded piece
+    sampled = type(model)._sampled_log_weights
+
+    def spy(self, xb, yb, mu, logvar, k):
+        pieces.append((k, xb.shape[0]))
+        return sampled(self, xb, yb, mu, logvar, k)
+
+    monkeypatch.setattr(type(model), "_sampled_log_weights", spy)
+    vc.set_seed(5)
+    whole = model.log_likelihood(x, k=3000, chunk=3000, batch_size=32)
+    assert pieces == [(3000, 32), (3000, 32)]  # 3000 x 32 x 6 floats: under the default budget
+    pieces.clear()
+    monkeypatch.setattr(vc.models, "CPU_PIECE_FLOATS", 32 * 6 * 100)
+    vc.set_seed(5)
+    cut = model.log_likelihood(x, k=3000, chunk=3000, batch_size=32)
+    assert pieces == [(100, 32)] * 60  # the chunk of 3000 cut to pieces of 100 samples, K in all
+    torch.testing.assert_close(cut, whole, rtol=0, atol=1e-10)  # a CPU's draws do not depend on the cut
+    exact = model.log_marginal(x)
+    torch.testing.assert_close(cut, exact, rtol=0, atol=0.05)
+
+
 def test_vae_shapes_and_bounds():
     vc.set_seed(0)
     model = vc.VAE(64, 3, hidden=(32, 16))
