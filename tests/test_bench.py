@@ -31,6 +31,7 @@ def test_quick_benchmark_prints_table_losses_agree_and_chunking_is_exact(capsys)
     assert s["canonical"]["samples_per_s"] > 0 and s["ratio"] > 0
     ll = res["log_likelihood"]
     assert ll[0]["chunk"] != ll[1]["chunk"] and all(torch.isfinite(r["estimates"]).all() for r in ll)
+    assert ll[0]["at_once"] == 10 and ll[1]["at_once"] == 26  # 26 x 100 x 784 floats: the CPU's cap
     # same seed, different chunk sizes: the same draws merged by logaddexp, equal up to float error
     torch.testing.assert_close(ll[0]["estimates"], ll[1]["estimates"], rtol=0, atol=1e-3)
 

@@ -150,14 +150,19 @@ class _LatentModel(nn.Module):
             yb = None if y is None else y[start : start + batch_size]
             mu, logvar = self.encode(xb, yb)  # (B, Z) each, once for all the pieces
             total = torch.full(xb.shape[:1], -math.inf, device=xb.device, dtype=xb.dtype)  # (B,)
-            piece = chunk
-            if xb.device.type == "cpu":
-                piece = max(1, min(chunk, CPU_PIECE_FLOATS // (xb.shape[0] * self.x_dim)))
+            piece = self._samples_at_once(chunk, xb.shape[0], xb.device)
             for done in range(0, k, piece):
                 lw, _ = self._sampled_log_weights(xb, yb, mu, logvar, min(piece, k - done))  # (piece, B)
                 total = torch.logaddexp(total, torch.logsumexp(lw, 0))
             out.append(total - math.log(k))
         return torch.cat(out)
+
+    def _samples_at_once(self, chunk, examples, device):
+        """How many samples ``log_likelihood`` decodes at once for ``examples`` examples: ``chunk``,
+        and on a CPU no more than keeps their decoder output within ``CPU_PIECE_FLOATS``."""
+        if device.type != "cpu":
+            return chunk
+        return max(1, min(chunk, CPU_PIECE_FLOATS // (examples * self.x_dim)))
 
     @torch.no_grad()
     def sample(self, n, *, y=None):
