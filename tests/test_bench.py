@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import vaecourse as vc
 from vaecourse import VAE
 from vaecourse.bench import CanonicalVAE, format_table, main, summarize
 
@@ -31,7 +32,9 @@ def test_quick_benchmark_prints_table_losses_agree_and_chunking_is_exact(capsys)
     assert s["canonical"]["samples_per_s"] > 0 and s["ratio"] > 0
     ll = res["log_likelihood"]
     assert ll[0]["chunk"] != ll[1]["chunk"] and all(torch.isfinite(r["estimates"]).all() for r in ll)
-    assert ll[0]["at_once"] == 10 and ll[1]["at_once"] == 26  # 26 x 100 x 784 floats: the CPU's cap
+    cap = vc.models.CPU_PIECE_FLOATS // (100 * 784)  # samples of 100 MNIST images in the CPU's pieces
+    assert ll[0]["at_once"] == min(10, cap) and ll[1]["at_once"] == min(200, cap)
+    assert ll[0]["at_once"] < ll[1]["at_once"] < ll[1]["chunk"]  # the small chunk under the cap, the large one cut
     # same seed, different chunk sizes: the same draws merged by logaddexp, equal up to float error
     torch.testing.assert_close(ll[0]["estimates"], ll[1]["estimates"], rtol=0, atol=1e-3)
 

@@ -311,7 +311,7 @@ def main(argv=None):
     except ValueError as err:  # e.g. --device cuda on a machine without a GPU
         p.error(str(err))
     chunks = (50, 200) if args.quick else (100, 1000)
-    if device.type == "cpu":  # a CPU decodes at most 26 MNIST samples per 100 images at once
+    if device.type == "cpu":  # a CPU decodes at most 13 MNIST samples per 100 images at once
         chunks = (10, chunks[1])  # (models.CPU_PIECE_FLOATS), so compare a chunk under that cap
     res = run_benchmark(args.epochs, args.reps, args.device, args.ll_k, args.ll_n, chunks, args.quick)
     print(format_table(res))

@@ -32,9 +32,10 @@ from .losses import (
 
 __all__ = ["VAE"]
 
-# On a CPU, log_likelihood decodes at most this many output floats at once (8 MiB): pieces that stay
-# in cache ran 1.5-2x faster than chunk=1000 on MNIST (2 AMD cores), with the same draws.
-CPU_PIECE_FLOATS = 2**21
+# On a CPU, log_likelihood decodes at most this many output floats at once (4 MiB): with the layers'
+# other tensors the pieces stay in cache, which ran 1.3-2x faster than chunk=1000 on 2 AMD cores
+# (2^19 to 2^20 did best; 2^21 was slower for chapter 6's digits model), with the same draws.
+CPU_PIECE_FLOATS = 2**20
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "softplus": nn.Softplus}
 
