@@ -38,7 +38,7 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
 # cores stay busy (one pytest run left one of them idle 30% of the time: most checks run on one core):
 #   1. four lanes, two at a time: the light chapters, the package's unit tests, the browser checks
 #      and the exercise notebooks. The unit tests run on one OpenMP thread there: a training step
-#      on two threads next to another busy process waits at every barrier (8x slower).
+#      on two threads next to another busy process waits at every barrier (6-16x slower).
 #   2. then, alone, what uses both cores itself: the chapters that train at length and the
 #      autograder round trip (which grades in two processes).
 # Each lane's output is printed when it ends; `make test` fails if any step fails (or collects nothing).
