@@ -96,10 +96,10 @@ def test_free_bits_gradients_and_sums_match_autograd(model_kw, beta):
     with torch.no_grad():  # spread the posteriors so that the dimensions' KLs differ
         model.encoder[-1].bias.mul_(0).add_(torch.linspace(-1.5, 1.5, 12, dtype=torch.float64))
     x = torch.rand(19, 30, dtype=torch.float64)
-    kl_mean = _gaussian_kl_per_dim(*model.encode(x)).mean(0).detach()  # (Z,)
-    free_bits = float(kl_mean.median())  # a floor with dimensions on both sides of it
-    above = _free_bits_above(_gaussian_kl_per_dim(*model.encode(x)), free_bits)
-    assert 0 < int(above.sum()) < model.z_dim, kl_mean
+    kl_d = _gaussian_kl_per_dim(*model.encode(x)).detach()  # (B, Z)
+    free_bits = float(kl_d.mean(0).median())  # a floor with dimensions on both sides of it
+    above = _free_bits_above(kl_d, free_bits)
+    assert 0 < int(above.sum()) < model.z_dim, kl_d.mean(0)
     _assert_step_matches_autograd(model, x, beta, free_bits)
 
 
