@@ -5,7 +5,7 @@ import torch
 
 import vaecourse as vc
 from vaecourse import VAE
-from vaecourse.bench import CanonicalVAE, format_table, main, summarize
+from vaecourse.bench import CanonicalVAE, _PeakRSS, format_table, main, summarize
 
 
 def test_canonical_model_starts_from_the_same_weights():
@@ -30,6 +30,9 @@ def test_quick_benchmark_prints_table_losses_agree_and_chunking_is_exact(capsys)
     a, b = s["canonical"]["loss"], s["vc.train"]["loss"]
     assert 100 < a < 400 and abs(a - b) / a < 0.03, (a, b)  # same loss after the same epochs
     assert s["canonical"]["samples_per_s"] > 0 and s["ratio"] > 0
+    peaks = [r["peak_mib"] for r in res["rows"]] + [r["peak_mib"] for r in res["log_likelihood"]]
+    assert all(p is not None and p >= 0 for p in peaks), peaks  # measured on a CPU too
+    assert "peak memory: resident memory above" in out
     ll = res["log_likelihood"]
     assert ll[0]["chunk"] != ll[1]["chunk"] and all(torch.isfinite(r["estimates"]).all() for r in ll)
     cap = vc.models.CPU_PIECE_FLOATS // (100 * 784)  # samples of 100 MNIST images in the CPU's pieces
@@ -70,11 +73,29 @@ def test_summary_takes_pairwise_ratios_and_epoch_windows():
     assert s["ratio_first"] == approx(2.0) and s["ratio_last"] == approx(4.0)
     assert s["canonical"]["first"] == approx(100 * 2 / (2 * 1.5))  # median over the repetitions
     res.update(device="cpu", threads=2, reps=3, machine="x", torch="t", quick=False)
-    res["log_likelihood"] = [{"chunk": 1, "k": 2, "n": 3, "seconds": 1.0, "peak_mib": 1.0, "mean_log_likelihood": -1.0}]
+    ll = {"chunk": 1, "k": 2, "n": 3, "seconds": 1.0, "peak_mib": None, "mean_log_likelihood": -1.0}
+    res["log_likelihood"] = [ll]
     table = format_table(res)
     assert "| loop | samples/s | ratio | epochs 1-2 | epochs 7-8 |" in table
     assert "| vc.train | 133 | 3.00x | 133 | 133 | 1.00 | - |" in table  # medians: 100 x 8 / (4 x 1.5), ...
     assert "  epochs 7-8: 4.00x (4.00x to 4.00x)" in table
+    assert "| 1 | 1 | 1.0 | - | -1.00 |" in table  # memory that could not be measured: a dash, not a crash
+
+
+def test_peak_memory_sees_a_short_lived_allocation():
+    """The training table's CPU memory column: 64 MiB allocated and freed inside the block is seen."""
+    import time
+
+    with _PeakRSS() as mem:
+        t = torch.ones(2**24)  # 64 MiB, written, so resident
+        time.sleep(0.02)  # where the resident size is sampled (no /proc), give the sampler a turn
+        del t
+    if mem.mib is None:
+        pytest.skip("resident memory cannot be measured here (no /proc and no psutil)")
+    assert 60 <= mem.mib < 200, mem.mib
+    with _PeakRSS() as idle:
+        pass
+    assert idle.mib < 30, idle.mib  # nothing allocated: the peak is measured from the block's start
 
 
 def test_device_without_support_is_a_clean_command_line_error(capsys):
@@ -83,3 +104,26 @@ def test_device_without_support_is_a_clean_command_line_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--device", "cuda"])
     assert exit_info.value.code == 2 and "CUDA is not available" in capsys.readouterr().err
+
+
+def test_peak_memory_without_proc_samples_with_psutil_or_reports_nothing(monkeypatch):
+    """macOS and Windows have no /proc: psutil samples the resident size; without psutil, None."""
+    import sys
+    import time
+
+    from vaecourse import bench
+
+    def no_proc(field):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(bench, "_status_kib", no_proc)
+    pytest.importorskip("psutil")
+    with _PeakRSS() as mem:
+        t = torch.ones(2**24)
+        time.sleep(0.05)
+        del t
+    assert 60 <= mem.mib < 200, mem.mib
+    monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` now fails
+    with _PeakRSS() as mem:
+        pass
+    assert mem.mib is None
