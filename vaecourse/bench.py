@@ -16,6 +16,9 @@ A run lasts 40 epochs (1,280 steps), the length the chapters train for, and the 
 the first and last quarter: after ~800 steps Adam's moments for weights of pixels that are blank in
 almost every image have decayed into subnormal floats, which this CPU handles far more slowly.
 ``torch.optim.Adam`` then slows down; ``vc.train`` flushes those moments (``backprop.py``).
+
+Peak memory is, on a GPU, what torch allocated during the call; on a CPU, the process's resident
+memory above its size at the start of the call (on Linux the kernel's own high-water mark).
 """
 
 import argparse
