@@ -5,7 +5,8 @@ import torch
 
 import vaecourse as vc
 from vaecourse import VAE
-from vaecourse.bench import CanonicalVAE, _PeakRSS, format_table, main, summarize
+from vaecourse.bench import CanonicalVAE, format_table, main, summarize
+from vaecourse.memory import PeakRSS
 
 
 def test_canonical_model_starts_from_the_same_weights():
@@ -86,14 +87,14 @@ def test_peak_memory_sees_a_short_lived_allocation():
     """The training table's CPU memory column: 64 MiB allocated and freed inside the block is seen."""
     import time
 
-    with _PeakRSS() as mem:
+    with PeakRSS() as mem:
         t = torch.ones(2**24)  # 64 MiB, written, so resident
         time.sleep(0.02)  # where the resident size is sampled (no /proc), give the sampler a turn
         del t
     if mem.mib is None:
         pytest.skip("resident memory cannot be measured here (no /proc and no psutil)")
     assert 60 <= mem.mib < 200, mem.mib
-    with _PeakRSS() as idle:
+    with PeakRSS() as idle:
         pass
     assert idle.mib < 30, idle.mib  # nothing allocated: the peak is measured from the block's start
 
@@ -111,19 +112,26 @@ def test_peak_memory_without_proc_samples_with_psutil_or_reports_nothing(monkeyp
     import sys
     import time
 
-    from vaecourse import bench
+    from vaecourse import memory
 
     def no_proc(field):
         raise OSError("no /proc here")
 
-    monkeypatch.setattr(bench, "_status_kib", no_proc)
+    monkeypatch.setattr(memory, "_status_kib", no_proc)
     pytest.importorskip("psutil")
-    with _PeakRSS() as mem:
+    with PeakRSS() as mem:
         t = torch.ones(2**24)
         time.sleep(0.05)
         del t
     assert 60 <= mem.mib < 200, mem.mib
     monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` now fails
-    with _PeakRSS() as mem:
+    with PeakRSS() as mem:
         pass
     assert mem.mib is None
+
+
+@pytest.mark.parametrize("args", [["--reps", "0"], ["--epochs", "-1"], ["--ll-n", "0"], ["--ll-k", "x"]])
+def test_counts_below_one_are_command_line_errors(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err

@@ -109,9 +109,9 @@ def test_log_likelihood_on_a_cpu_decodes_pieces_that_fit_in_cache(lg, monkeypatc
     pieces = []  # (samples, examples) of each decoded piece
     sampled = type(model)._sampled_log_weights
 
-    def spy(self, xb, yb, mu, logvar, k):
-        pieces.append((k, xb.shape[0]))
-        return sampled(self, xb, yb, mu, logvar, k)
+    def spy(self, xb, yb, mu, logvar, k, eps=None):
+        pieces.append((k if eps is None else eps.shape[0], xb.shape[0]))
+        return sampled(self, xb, yb, mu, logvar, k, eps)
 
     monkeypatch.setattr(type(model), "_sampled_log_weights", spy)
     vc.set_seed(5)
@@ -125,6 +125,27 @@ def test_log_likelihood_on_a_cpu_decodes_pieces_that_fit_in_cache(lg, monkeypatc
     torch.testing.assert_close(cut, whole, rtol=0, atol=1e-10)  # a CPU's draws do not depend on the cut
     exact = model.log_marginal(x)
     torch.testing.assert_close(cut, exact, rtol=0, atol=0.05)
+
+
+def test_log_likelihood_on_a_cpu_gives_the_same_estimate_for_every_chunk_and_piece(lg, monkeypatch):
+    """Batches whose noise is not a whole number of the CPU sampler's 16-value blocks (5 x 2 and
+    4 x 2 values per sample here) still get the same draws however K is cut: one estimate, to float
+    error, for chunks of 1, 3, 7 and all K, and for pieces cut by the cache budget."""
+    model, x = lg
+    model.set_optimal_encoder()  # a good proposal, for the comparison with the exact value at the end
+    x = x[:39]  # batches of 5, the last of 4
+    runs = []
+    for chunk, budget in ((1, None), (3, None), (7, None), (300, None), (300, 5 * 6 * 11)):
+        if budget is not None:
+            monkeypatch.setattr(vc.models, "CPU_PIECE_FLOATS", budget)  # pieces of 11 samples
+        vc.set_seed(5)
+        runs.append(model.log_likelihood(x, k=300, chunk=chunk, batch_size=5))
+        after = torch.rand(())  # where the generator is left does not depend on the chunk either
+        runs[-1] = (runs[-1], after)
+    for est, after in runs[1:]:
+        torch.testing.assert_close(est, runs[0][0], rtol=0, atol=1e-10)
+        assert after == runs[0][1]
+    torch.testing.assert_close(runs[0][0], model.log_marginal(x), rtol=0, atol=0.1)
 
 
 def test_vae_shapes_and_bounds():

@@ -22,10 +22,8 @@ memory above its size at the start of the call (on Linux the kernel's own high-w
 """
 
 import argparse
-import ctypes
 import platform
 import statistics
-import threading
 import time
 
 import torch
@@ -35,6 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .data import load_mnist
 from .device import get_device, set_seed
+from .memory import PeakRSS
 from .models import VAE
 from .train import train
 
@@ -101,67 +100,6 @@ def canonical_train(model, x, epochs, batch_size=128, lr=1e-3, device=None):
     return hist
 
 
-def _status_kib(field):
-    """A field of /proc/self/status (Linux), in KiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"no {field} in /proc/self/status")
-
-
-def _trim_heap():
-    """Hand freed heap memory back to the OS (glibc's malloc_trim), so that a run does not quietly
-    reuse what an earlier run freed and its peak is measured from the same footing."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl, Windows): nothing to do
-        pass
-
-
-class _PeakRSS:
-    """Peak resident memory of this process while the block runs, above what it held at the start:
-    ``mib`` after the block (MiB; None where it cannot be measured).
-
-    On Linux this is the kernel's own high-water mark (VmHWM), reset on entry through
-    /proc/self/clear_refs: exact, and nothing runs alongside the timed code. Elsewhere a thread
-    samples the resident size every 2 ms with psutil, if it is installed.
-    """
-
-    def __enter__(self):
-        _trim_heap()
-        self.mib, self._thread, self._stop, self._read_peak = None, None, False, None
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset VmHWM to the current resident size
-            self.start = _status_kib("VmRSS") * 1024
-            self._read_peak = lambda: _status_kib("VmHWM") * 1024
-        except OSError:
-            try:
-                import psutil
-            except ImportError:
-                return self
-            proc = psutil.Process()
-            self.start = self.peak = proc.memory_info().rss
-            self._rss = lambda: proc.memory_info().rss
-            self._read_peak = lambda: max(self.peak, self._rss())
-            self._thread = threading.Thread(target=self._watch, daemon=True)
-            self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop:
-            self.peak = max(self.peak, self._rss())
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        self._stop = True
-        if self._thread is not None:
-            self._thread.join()
-        if self._read_peak is not None:
-            self.mib = max(0, self._read_peak() - self.start) / 2**20
-
-
 def _peak_memory(device):
     """Peak GPU memory allocated by torch since the last reset, in MiB."""
     return torch.cuda.max_memory_allocated() / 2**20
@@ -187,7 +125,7 @@ def run_benchmark(epochs=40, reps=5, device=None, ll_k=5000, ll_n=1000, chunks=(
             set_seed(1000 + rep)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            with _PeakRSS() as mem:  # on a CPU: resident memory above the start of the call
+            with PeakRSS() as mem:  # on a CPU: resident memory above the start of the call
                 t0 = time.perf_counter()
                 if name == "canonical":
                     hist = canonical_train(canon, x, epochs, device=device)
@@ -212,7 +150,7 @@ def run_benchmark(epochs=40, reps=5, device=None, ll_k=5000, ll_n=1000, chunks=(
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated() / 2**20  # the model, data and cuBLAS workspaces
-        with _PeakRSS() as mem:
+        with PeakRSS() as mem:
             t0 = time.perf_counter()
             est = ours.log_likelihood(x_test.to(device), k=ll_k, chunk=chunk, batch_size=LL_BATCH)
             if device.type == "cuda":
@@ -351,13 +289,23 @@ def format_table(res):
     return "\n".join(lines)
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--epochs", type=_positive_int, default=40)
+    p.add_argument("--reps", type=_positive_int, default=5, help="interleaved repetitions of both loops")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: vc.get_device())")
-    p.add_argument("--ll-k", type=int, default=5000)
-    p.add_argument("--ll-n", type=int, default=1000)
+    p.add_argument("--ll-k", type=_positive_int, default=5000, help="importance samples per test image")
+    p.add_argument("--ll-n", type=_positive_int, default=1000, help="test images (MNIST-5k has 1,000)")
     p.add_argument("--quick", action="store_true", help="tiny settings for a smoke test")
     args = p.parse_args(argv)
     if args.quick:

@@ -37,6 +37,12 @@ __all__ = ["VAE"]
 # (2^19 to 2^20 did best; 2^21 was slower for chapter 6's digits model), with the same draws.
 CPU_PIECE_FLOATS = 2**20
 
+# torch's CPU normal sampler fills a tensor in blocks of 16 values and redraws the last 16 of a size
+# that is not a multiple of 16, so two draws equal one draw of their total size only when each holds
+# a multiple of 16 values. log_likelihood draws its noise in whole blocks, so that on a CPU its
+# estimate does not depend on ``chunk`` or on the pieces above, whatever the batch and latent sizes.
+DRAW_BLOCK = 16
+
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "softplus": nn.Softplus}
 
 
@@ -74,9 +80,10 @@ class _LatentModel(nn.Module):
         """log p(x|z) and log p(z) for z of shape (..., B, Z): each of shape (..., B)."""
         return self.log_px_z(x, z, y), _log_standard_normal(z)
 
-    def _sampled_log_weights(self, x, y, mu, logvar, k):
-        """Draw z_k ~ q(z|x) and return ``(log_w, log_px_z)``, each (K, B)."""
-        z = _reparameterize(mu, logvar, k)  # (K, B, Z)
+    def _sampled_log_weights(self, x, y, mu, logvar, k, eps=None):
+        """Draw z_k ~ q(z|x) (from the noise ``eps``, (K, B, Z), if given) and return
+        ``(log_w, log_px_z)``, each (K, B)."""
+        z = _reparameterize(mu, logvar, k, eps)  # (K, B, Z)
         log_px_z, log_pz = self.log_joint_terms(x, z, y)
         return log_px_z + log_pz - _log_normal(z, mu, logvar), log_px_z
 
@@ -133,8 +140,9 @@ class _LatentModel(nn.Module):
 
         Memory is bounded: at most ``chunk`` samples for at most ``batch_size`` examples are decoded
         at once, and the chunks are merged with a running ``logaddexp``; the result does not depend
-        on ``chunk`` beyond Monte Carlo noise. On a CPU the chunks are also cut so that a piece's
-        decoder output (samples x examples x D) stays within ``CPU_PIECE_FLOATS``, which fits in cache.
+        on ``chunk`` beyond Monte Carlo noise (on a CPU, with the same seed, not at all: see
+        ``DRAW_BLOCK``). On a CPU the chunks are also cut so that a piece's decoder output
+        (samples x examples x D) stays within ``CPU_PIECE_FLOATS``, which fits in cache.
         """
         self._check_x(x, y)
         k = _check_k(k)
@@ -151,10 +159,17 @@ class _LatentModel(nn.Module):
             yb = None if y is None else y[start : start + batch_size]
             mu, logvar = self.encode(xb, yb)  # (B, Z) each, once for all the pieces
             total = torch.full(xb.shape[:1], -math.inf, device=xb.device, dtype=xb.dtype)  # (B,)
-            piece = self._samples_at_once(chunk, xb.shape[0], xb.device)
-            for done in range(0, k, piece):
-                lw, _ = self._sampled_log_weights(xb, yb, mu, logvar, min(piece, k - done))  # (piece, B)
-                total = torch.logaddexp(total, torch.logsumexp(lw, 0))
+            b, z_dim = xb.shape[0], self.z_dim
+            piece = self._samples_at_once(chunk, b, xb.device)  # samples decoded at once
+            unit = DRAW_BLOCK // math.gcd(b * z_dim, DRAW_BLOCK)  # samples whose noise fills whole blocks
+            draw = -(-piece // unit) * unit  # samples drawn at once: whole blocks, < unit above piece
+            for done in range(0, k, draw):
+                n = min(draw, k - done)
+                # (n, B, Z); the batch's last draw is rounded up to whole blocks and the rest unused
+                eps = torch.randn(-(-n // unit) * unit, b, z_dim, device=mu.device, dtype=mu.dtype)[:n]
+                for s in range(0, n, piece):
+                    lw, _ = self._sampled_log_weights(xb, yb, mu, logvar, None, eps[s : s + piece])  # (piece, B)
+                    total = torch.logaddexp(total, torch.logsumexp(lw, 0))
             out.append(total - math.log(k))
         return torch.cat(out)
 
