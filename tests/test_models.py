@@ -255,3 +255,49 @@ def test_nan_and_out_of_range_data_are_named_not_propagated(call):
         call(model, x)
     assert torch.isfinite(call(vc.VAE(8, 2, hidden=(4,), likelihood="gaussian"), x)).all()
     assert torch.isfinite(call(vc.LinearGaussianVAE(8, 2), x * 3 - 5)).all()
+
+
+def test_log_likelihood_of_an_empty_batch_and_of_one_example():
+    vc.set_seed(0)
+    model = vc.VAE(12, 3, hidden=(8,))
+    x = torch.rand(4, 12)
+    empty = model.log_likelihood(x[:0], k=10)
+    assert empty.shape == (0,) and empty.dtype == x.dtype
+    vc.set_seed(1)
+    single = model.log_likelihood(x[2], k=50, chunk=7)
+    vc.set_seed(1)
+    batch_of_one = model.log_likelihood(x[2:3], k=50, chunk=7)
+    assert single.shape == () and torch.isfinite(single)
+    torch.testing.assert_close(single, batch_of_one[0], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"shape \(B, 12\) or \(12,\)"):
+        model.log_likelihood(torch.rand(2, 3, 12), k=5)
+
+
+def test_estimators_name_a_dtype_mismatch_and_labels_that_do_not_fit():
+    vc.set_seed(0)
+    model = vc.VAE(12, 3, hidden=(8,))
+    x64 = torch.rand(4, 12, dtype=torch.float64)
+    for call in (lambda: model.elbo(x64), lambda: model.iwae_bound(x64, 3), lambda: model.log_likelihood(x64, 3)):
+        with pytest.raises(ValueError, match=r"x is torch.float64 but the model's parameters are torch.float32"):
+            call()
+    assert model.double().elbo(x64).shape == (4,)  # the fix the message suggests works
+    with pytest.raises(ValueError, match="not conditional"):
+        model.elbo(x64, y=torch.ones(4, 2, dtype=torch.float64))
+    cvae = vc.VAE(12, 3, hidden=(8,), cond_dim=5)
+    x = torch.rand(4, 12)
+    for bad in (torch.ones(3, 5), torch.ones(4, 6), [0, 1, 2, 3]):
+        with pytest.raises(ValueError, match=r"y must be a tensor of shape \(4, 5\)"):
+            cvae.iwae_bound(x, 2, y=bad)
+    label = torch.eye(5)[1]  # one label for every example
+    vc.set_seed(2)
+    shared = cvae.log_likelihood(x, k=20, y=label, batch_size=3)
+    vc.set_seed(2)
+    spelled_out = cvae.log_likelihood(x, k=20, y=label.expand(4, 5), batch_size=3)
+    torch.testing.assert_close(shared, spelled_out, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_estimators_name_a_device_mismatch():
+    model = vc.VAE(12, 3, hidden=(8,)).cuda()
+    with pytest.raises(ValueError, match=r"x is on cpu but the model is on cuda:0"):
+        model.elbo(torch.rand(4, 12))

@@ -55,6 +55,16 @@ def _mlp(sizes, activation):
     return nn.Sequential(*layers)
 
 
+def _broadcasts_to(t, shape):
+    """Whether ``t`` is a tensor that broadcasts to ``shape`` without changing it."""
+    if not isinstance(t, torch.Tensor) or t.dim() > len(shape) or t.shape[-1:] != shape[-1:]:
+        return False
+    try:
+        return torch.broadcast_shapes(t.shape, shape) == shape
+    except RuntimeError:
+        return False
+
+
 def _positive_int(name, value):
     return _check_int(name, value, 1)
 
@@ -75,6 +85,25 @@ class _LatentModel(nn.Module):
         _check_values("x", x, unit_interval=bernoulli, why="for a Bernoulli decoder")
         if self.cond_dim and y is None:
             raise ValueError("this is a conditional model: pass y (one-hot labels of shape (B, cond_dim))")
+
+    def _check_input(self, x, y=None):
+        """``_check_x``, plus what the encoder needs: y's shape, and x on the model's device and dtype."""
+        self._check_x(x, y)
+        if y is not None:
+            if not self.cond_dim:
+                raise ValueError("this model is not conditional (cond_dim=0): leave y out")
+            if not _broadcasts_to(y, (*x.shape[:-1], self.cond_dim)):
+                shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                want = (*x.shape[:-1], self.cond_dim)
+                raise ValueError(f"y must be a tensor of shape {want} (or ({self.cond_dim},) for all), got {shape}")
+        p = next(self.parameters(), None)
+        if p is not None and x.device != p.device:
+            raise ValueError(f"x is on {x.device} but the model is on {p.device}; move x with x.to({str(p.device)!r})")
+        if p is not None and x.dtype != p.dtype:
+            raise ValueError(
+                f"x is {x.dtype} but the model's parameters are {p.dtype}; "
+                f"convert x with x.to({p.dtype}) (or the model with model.to({x.dtype}))"
+            )
 
     def log_joint_terms(self, x, z, y=None):
         """log p(x|z) and log p(z) for z of shape (..., B, Z): each of shape (..., B)."""
@@ -121,18 +150,18 @@ class _LatentModel(nn.Module):
             y: (B, cond_dim) labels for a conditional model.
             k: number of reparameterized samples averaged in the reconstruction term.
         """
-        self._check_x(x, y)
+        self._check_input(x, y)
         return self.objective_terms(x, y, "elbo", _check_k(k), beta, free_bits)[0]
 
     def log_weights(self, x, k, y=None):
         """Log importance weights ``log p(x, z_k) - log q(z_k|x)`` for z_k ~ q(z|x): shape (K, B)."""
+        self._check_input(x, y)
         mu, logvar = self.encode(x, y)
-        return self._sampled_log_weights(x, y, mu, logvar, k)[0]
+        return self._sampled_log_weights(x, y, mu, logvar, _check_k(k))[0]
 
     def iwae_bound(self, x, k, *, y=None):
         """The K-sample importance-weighted bound of Burda et al. 2016, shape (B,)."""
-        self._check_x(x, y)
-        return _iwae_bound(self.log_weights(x, _check_k(k), y))
+        return _iwae_bound(self.log_weights(x, k, y))
 
     @torch.no_grad()
     def log_likelihood(self, x, k=5000, chunk=500, *, y=None, batch_size=100, progress=False):
@@ -144,11 +173,16 @@ class _LatentModel(nn.Module):
         ``DRAW_BLOCK``). On a CPU the chunks are also cut so that a piece's decoder output
         (samples x examples x D) stays within ``CPU_PIECE_FLOATS``, which fits in cache.
         """
-        self._check_x(x, y)
+        self._check_input(x, y)
         k = _check_k(k)
         chunk = _positive_int("chunk", chunk)
         batch_size = _positive_int("batch_size", batch_size)
-        out = []
+        if x.dim() == 1:  # one example: its estimate, shape ()
+            return self.log_likelihood(x[None], k, chunk, y=None if y is None else y[None], batch_size=1)[0]
+        if x.dim() != 2:
+            raise ValueError(f"x must have shape (B, {self.x_dim}) or ({self.x_dim},), got {tuple(x.shape)}")
+        y = None if y is None else y.expand(x.shape[0], self.cond_dim)  # (B, C), sliced with x below
+        out = [x.new_empty(0)]  # an empty batch gives an empty result
         starts = range(0, x.shape[0], batch_size)
         if progress:
             from tqdm.auto import tqdm
@@ -194,7 +228,7 @@ class _LatentModel(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x, *, y=None):
         """Decoder mean at the posterior mean: a deterministic reconstruction, shape (B, D)."""
-        self._check_x(x, y)
+        self._check_input(x, y)
         mu, _ = self.encode(x, y)
         return self.decode_mean(mu, y)
 
