@@ -280,6 +280,10 @@ def test_estimators_name_a_dtype_mismatch_and_labels_that_do_not_fit():
     for call in (lambda: model.elbo(x64), lambda: model.iwae_bound(x64, 3), lambda: model.log_likelihood(x64, 3)):
         with pytest.raises(ValueError, match=r"x is torch.float64 but the model's parameters are torch.float32"):
             call()
+    lg = vc.LinearGaussianVAE(12, 3)  # the exact model's closed forms too
+    for call in (lambda: lg.exact_elbo(x64), lambda: lg.posterior(x64), lambda: lg.kl_to_posterior(x64)):
+        with pytest.raises(ValueError, match=r"x is torch.float64 but the model's parameters are torch.float32"):
+            call()
     assert model.double().elbo(x64).shape == (4,)  # the fix the message suggests works
     with pytest.raises(ValueError, match="not conditional"):
         model.elbo(x64, y=torch.ones(4, 2, dtype=torch.float64))

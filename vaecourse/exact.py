@@ -84,7 +84,7 @@ class LinearGaussianVAE(_LatentModel):
         return self.marginal().log_prob(x)
 
     def _posterior(self, x):
-        self._check_x(x)
+        self._check_input(x)
         prec = self._posterior_precision()  # (Z, Z)
         cov = torch.linalg.inv(prec)
         mean = (x - self.b) @ self.W @ cov / torch.exp(self.obs_logvar)  # (B, Z)
@@ -105,7 +105,7 @@ class LinearGaussianVAE(_LatentModel):
 
     def exact_elbo(self, x):
         """The ELBO with its expectation done in closed form (no sampling), shape (B,)."""
-        self._check_x(x)
+        self._check_input(x)
         mu, logvar = self.encode(x)
         s2 = torch.exp(self.obs_logvar)
         # E_q ||x - W z - b||^2 = ||x - W mu - b||^2 + sum_j v_j ||W[:, j]||^2
