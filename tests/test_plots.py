@@ -1,5 +1,7 @@
 """Plot helpers return labelled figures; widgets build live and degrade to a static figure."""
 
+import copy
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -19,8 +21,13 @@ def model_and_data():
     return model, d
 
 
-def test_plots_return_figures(model_and_data):
+@pytest.mark.parametrize("dtypes", ["as loaded", "float64 model", "float64 data"])
+def test_plots_return_figures(model_and_data, dtypes):
     model, d = model_and_data
+    if dtypes == "float64 model":  # a model made .double(), shown float32 data
+        model = copy.deepcopy(model).double()  # .double() is in place; the fixture is shared
+    elif dtypes == "float64 data":  # data that came through numpy as float64
+        d = d._replace(x_test=d.x_test.double())
     figs = [
         vc.plot_reconstructions(model, d.x_test, n=6),
         vc.plot_samples(model, n=12, ncols=6),
@@ -50,6 +57,11 @@ def test_widgets_live_and_static(model_and_data):
     w = vc.latent_explorer(model)
     assert isinstance(w, ipywidgets.Widget)
     assert isinstance(vc.latent_explorer(model, static=True), matplotlib.figure.Figure)
+    double = copy.deepcopy(model).double()  # a float64 model: the sliders' codes follow its dtype
+    assert isinstance(vc.latent_explorer(double, static=True), matplotlib.figure.Figure)
+    live = vc.latent_explorer(double)  # drawn once as it is built
+    live.children[0].children[0].value = 1.0  # and again when a slider moves
+    assert isinstance(live, ipywidgets.Widget)
     results = {0.5: 1, 2.0: 2}
     draw = lambda k, v: plt.figure()
     assert isinstance(vc.value_explorer(results, draw), ipywidgets.Widget)

@@ -27,8 +27,10 @@ __all__ = [
 ]
 
 
-def _device(model):
-    return next(model.parameters()).device
+def _like(model):
+    """The model's device and dtype, for the tensors a plot feeds it (data of any float dtype is shown)."""
+    p = next(model.parameters())
+    return {"device": p.device, "dtype": p.dtype}
 
 
 def _side(d):
@@ -71,7 +73,7 @@ def show_images(images, ncols=10, title=None, ax=None, size=0.6):
 
 def plot_reconstructions(model, x, n=10, *, y=None, title="Top: data. Bottom: reconstructions"):
     """Show ``n`` images of ``x`` and their reconstructions (decoder mean at the posterior mean)."""
-    x = x[:n].to(_device(model))
+    x = x[:n].to(**_like(model))
     recon = model.reconstruct(x, y=None if y is None else y[:n].to(x.device))
     return show_images(torch.cat([x.cpu(), recon.cpu()]), ncols=x.shape[0], title=title)
 
@@ -84,7 +86,7 @@ def plot_samples(model, n=40, ncols=10, *, y=None, title="Samples: decoder means
 @torch.no_grad()
 def plot_latent_scatter(model, x, labels, *, dims=(0, 1), title="Posterior means coloured by digit", ax=None):
     """Scatter the posterior means E_q[z|x] in two latent dimensions, coloured by label."""
-    mu, _ = model.encode(x.to(_device(model)))
+    mu, _ = model.encode(x.to(**_like(model)))
     mu = mu.cpu().numpy()
     labels = torch.as_tensor(labels).cpu().numpy()
     if ax is None:
@@ -108,9 +110,9 @@ def plot_traversal(
     With a 2-D latent space this is the whole learned manifold; ``extent`` is in prior standard
     deviations.
     """
-    dev = _device(model)
-    z = torch.zeros(n * n, model.z_dim, device=dev) if base is None else base.to(dev).repeat(n * n, 1)
-    grid = torch.linspace(-extent, extent, n, device=dev)
+    like = _like(model)
+    z = torch.zeros(n * n, model.z_dim, **like) if base is None else base.to(**like).repeat(n * n, 1)
+    grid = torch.linspace(-extent, extent, n, **like)
     z[:, dims[0]] = grid.repeat(n)
     z[:, dims[1]] = grid.flip(0).repeat_interleave(n)
     fig = show_images(model.decode_mean(z).cpu(), ncols=n, title=title, size=0.45)
@@ -120,10 +122,10 @@ def plot_traversal(
 @torch.no_grad()
 def plot_interpolation(model, x_a, x_b, steps=10, title="Decoding the line between two codes"):
     """Decode ``(1 - t) mu(x_a) + t mu(x_b)`` for ``steps`` values of t in [0, 1]."""
-    dev = _device(model)
-    mu_a, _ = model.encode(x_a.reshape(1, -1).to(dev))
-    mu_b, _ = model.encode(x_b.reshape(1, -1).to(dev))
-    t = torch.linspace(0, 1, steps, device=dev).unsqueeze(1)  # (steps, 1)
+    like = _like(model)
+    mu_a, _ = model.encode(x_a.reshape(1, -1).to(**like))
+    mu_b, _ = model.encode(x_b.reshape(1, -1).to(**like))
+    t = torch.linspace(0, 1, steps, **like).unsqueeze(1)  # (steps, 1)
     z = (1 - t) * mu_a + t * mu_b  # (steps, Z)
     return show_images(model.decode_mean(z).cpu(), ncols=steps, title=title)
 

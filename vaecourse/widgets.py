@@ -11,7 +11,7 @@ when ``static=True`` and says how to run the live version.
 import matplotlib.pyplot as plt
 import torch
 
-from .plots import show_images
+from .plots import _like, show_images
 
 __all__ = ["latent_explorer", "value_explorer"]
 
@@ -39,12 +39,12 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
         extent: slider range in prior standard deviations.
         static: instead of widgets, return a figure decoding each chosen dimension at -extent..extent.
     """
-    dev = next(model.parameters()).device
+    like = _like(model)  # the model's device and dtype
     dims = list(range(min(model.z_dim, 8))) if dims is None else list(dims)
     if static:
         n = 7
-        vals = torch.linspace(-extent, extent, n, device=dev)
-        z = torch.zeros(len(dims) * n, model.z_dim, device=dev)
+        vals = torch.linspace(-extent, extent, n, **like)
+        z = torch.zeros(len(dims) * n, model.z_dim, **like)
         for row, d in enumerate(dims):
             z[row * n : (row + 1) * n, d] = vals
         fig = show_images(
@@ -63,7 +63,7 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
 
     @torch.no_grad()
     def redraw(_=None):
-        z = torch.zeros(1, model.z_dim, device=dev)
+        z = torch.zeros(1, model.z_dim, **like)
         for s, d in zip(sliders, dims):
             z[0, d] = s.value
         with out:
