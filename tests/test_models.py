@@ -127,21 +127,28 @@ def test_log_likelihood_on_a_cpu_decodes_pieces_that_fit_in_cache(lg, monkeypatc
     torch.testing.assert_close(cut, exact, rtol=0, atol=0.05)
 
 
-def test_log_likelihood_on_a_cpu_gives_the_same_estimate_for_every_chunk_and_piece(lg, monkeypatch):
-    """Batches whose noise is not a whole number of the CPU sampler's 16-value blocks (5 x 2 and
-    4 x 2 values per sample here) still get the same draws however K is cut: one estimate, to float
-    error, for chunks of 1, 3, 7 and all K, and for pieces cut by the cache budget."""
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("draw_floats", [None, 5 * 2 * 8 * 3], ids=["one-draw", "24-sample-draws"])
+def test_log_likelihood_gives_the_same_estimate_for_every_chunk_and_piece(lg, monkeypatch, device, draw_floats):
+    """The noise comes in draws whose size never depends on the chunk (a GPU's draws depend on the
+    shape drawn), each a whole number of the CPU sampler's 16-value blocks (batches of 5 x 2 and 4 x 2
+    values per sample here): one estimate, to float error, for chunks of 1, 3, 7 and all K, for
+    pieces cut by a CPU's cache budget, and for chunks that straddle draws."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
     model, x = lg
     model.set_optimal_encoder()  # a good proposal, for the comparison with the exact value at the end
-    x = x[:39]  # batches of 5, the last of 4
+    model, x = model.to(device), x[:39].to(device)  # batches of 5, the last of 4
+    if draw_floats is not None:
+        monkeypatch.setattr(vc.models, "NOISE_DRAW_FLOATS", draw_floats)  # 24 samples of 5 x 2 a draw
+    cases = [(1, None), (3, None), (7, None), (300, None)] + [(300, 5 * 6 * 11)] * (device == "cpu")
     runs = []
-    for chunk, budget in ((1, None), (3, None), (7, None), (300, None), (300, 5 * 6 * 11)):
+    for chunk, budget in cases:
         if budget is not None:
             monkeypatch.setattr(vc.models, "CPU_PIECE_FLOATS", budget)  # pieces of 11 samples
         vc.set_seed(5)
-        runs.append(model.log_likelihood(x, k=300, chunk=chunk, batch_size=5))
-        after = torch.rand(())  # where the generator is left does not depend on the chunk either
-        runs[-1] = (runs[-1], after)
+        est = model.log_likelihood(x, k=300, chunk=chunk, batch_size=5)
+        runs.append((est, torch.rand((), device=device)))  # where the generator is left, too
     for est, after in runs[1:]:
         torch.testing.assert_close(est, runs[0][0], rtol=0, atol=1e-10)
         assert after == runs[0][1]

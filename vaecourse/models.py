@@ -37,13 +37,39 @@ __all__ = ["VAE"]
 # (2^19 to 2^20 did best; 2^21 was slower for chapter 6's digits model), with the same draws.
 CPU_PIECE_FLOATS = 2**20
 
-# torch's CPU normal sampler fills a tensor in blocks of 16 values and redraws the last 16 of a size
-# that is not a multiple of 16, so two draws equal one draw of their total size only when each holds
-# a multiple of 16 values. log_likelihood draws its noise in whole blocks, so that on a CPU its
-# estimate does not depend on ``chunk`` or on the pieces above, whatever the batch and latent sizes.
+# log_likelihood's estimate must not depend on ``chunk``. It draws its noise in draws of a size fixed
+# by the batch alone (about NOISE_DRAW_FLOATS values, never by chunk), then decodes it in pieces: a
+# GPU's draws depend on the shape drawn, so the draws themselves must not change with chunk. On a
+# CPU, torch's normal sampler fills a tensor in blocks of 16 values and redraws the last 16 of a size
+# that is not a multiple of 16, so every draw holds whole blocks (DRAW_BLOCK): then the draws equal
+# one draw of their total size, as the earlier piece-sized draws did (the same values, the same
+# generator state after).
 DRAW_BLOCK = 16
+NOISE_DRAW_FLOATS = 2**18
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "softplus": nn.Softplus}
+
+
+def _noise_pieces(k, piece, mu):
+    """``k`` standard normal draws like ``mu`` (B, Z), in consecutive pieces of ``piece`` samples.
+
+    The generator is called in draws whose sizes depend on k, B and Z only (see NOISE_DRAW_FLOATS),
+    so the values, and the generator's state after, are the same for every ``piece``.
+    """
+    b, z_dim = mu.shape
+    unit = DRAW_BLOCK // math.gcd(b * z_dim, DRAW_BLOCK)  # samples whose noise fills whole blocks
+    draw = max(1, NOISE_DRAW_FLOATS // (b * z_dim * unit)) * unit  # samples per draw
+    left, drawn = mu.new_empty(0, b, z_dim), 0  # drawn but not yet handed out; samples drawn so far
+    for done in range(0, k, piece):
+        n = min(piece, k - done)
+        parts = [left]
+        while sum(p.shape[0] for p in parts) < n:
+            m = min(draw, -(-(k - drawn) // unit) * unit)  # the last draw: what is left, in whole blocks
+            parts.append(torch.randn(m, b, z_dim, device=mu.device, dtype=mu.dtype))  # (m, B, Z)
+            drawn += m
+        eps = parts[0] if len(parts) == 1 else torch.cat(parts)
+        yield eps[:n]
+        left = eps[n:]
 
 
 def _mlp(sizes, activation):
@@ -169,8 +195,8 @@ class _LatentModel(nn.Module):
 
         Memory is bounded: at most ``chunk`` samples for at most ``batch_size`` examples are decoded
         at once, and the chunks are merged with a running ``logaddexp``; the result does not depend
-        on ``chunk`` beyond Monte Carlo noise (on a CPU, with the same seed, not at all: see
-        ``DRAW_BLOCK``). On a CPU the chunks are also cut so that a piece's decoder output
+        on ``chunk``: with the same seed, every chunk gives the same estimate to float rounding (see
+        ``NOISE_DRAW_FLOATS``). On a CPU the chunks are also cut so that a piece's decoder output
         (samples x examples x D) stays within ``CPU_PIECE_FLOATS``, which fits in cache.
         """
         self._check_input(x, y)
@@ -193,17 +219,10 @@ class _LatentModel(nn.Module):
             yb = None if y is None else y[start : start + batch_size]
             mu, logvar = self.encode(xb, yb)  # (B, Z) each, once for all the pieces
             total = torch.full(xb.shape[:1], -math.inf, device=xb.device, dtype=xb.dtype)  # (B,)
-            b, z_dim = xb.shape[0], self.z_dim
-            piece = self._samples_at_once(chunk, b, xb.device)  # samples decoded at once
-            unit = DRAW_BLOCK // math.gcd(b * z_dim, DRAW_BLOCK)  # samples whose noise fills whole blocks
-            draw = -(-piece // unit) * unit  # samples drawn at once: whole blocks, < unit above piece
-            for done in range(0, k, draw):
-                n = min(draw, k - done)
-                # (n, B, Z); the batch's last draw is rounded up to whole blocks and the rest unused
-                eps = torch.randn(-(-n // unit) * unit, b, z_dim, device=mu.device, dtype=mu.dtype)[:n]
-                for s in range(0, n, piece):
-                    lw, _ = self._sampled_log_weights(xb, yb, mu, logvar, None, eps[s : s + piece])  # (piece, B)
-                    total = torch.logaddexp(total, torch.logsumexp(lw, 0))
+            piece = self._samples_at_once(chunk, xb.shape[0], xb.device)  # samples decoded at once
+            for eps in _noise_pieces(k, piece, mu):  # (piece, B, Z), the last one shorter
+                lw, _ = self._sampled_log_weights(xb, yb, mu, logvar, None, eps)  # (piece, B)
+                total = torch.logaddexp(total, torch.logsumexp(lw, 0))
             out.append(total - math.log(k))
         return torch.cat(out)
 
