@@ -135,3 +135,21 @@ def test_counts_below_one_are_command_line_errors(args, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_quick_sets_small_defaults_and_explicit_values_still_apply(monkeypatch):
+    import vaecourse.bench as bench
+
+    calls = []  # run_benchmark's (epochs, reps, device, ll_k, ll_n): nothing is trained here
+    monkeypatch.setattr(bench, "run_benchmark", lambda *args: calls.append(args[:5]) or {})
+    monkeypatch.setattr(bench, "format_table", lambda res: "")
+    main(["--device", "cpu"])
+    main(["--quick", "--device", "cpu"])
+    main(["--quick", "--device", "cpu", "--epochs", "2", "--ll-n", "7"])
+    main(["--device", "cpu", "--reps", "3", "--ll-k", "50"])
+    assert calls == [
+        (40, 5, "cpu", 5000, 1000),
+        (1, 2, "cpu", 200, 100),
+        (2, 2, "cpu", 200, 7),  # --quick no longer overrides what was asked for
+        (40, 3, "cpu", 50, 1000),
+    ]

@@ -312,3 +312,84 @@ def test_estimators_name_a_device_mismatch():
     model = vc.VAE(12, 3, hidden=(8,)).cuda()
     with pytest.raises(ValueError, match=r"x is on cpu but the model is on cuda:0"):
         model.elbo(torch.rand(4, 12))
+
+
+def _cvae():
+    vc.set_seed(0)
+    return vc.VAE(12, 3, hidden=(8,), cond_dim=4)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda c: c.elbo(torch.rand(4, 12), y=torch.tensor([0, 1, 2, 3])), "float labels, got torch.int64"),
+        (lambda c: c.elbo(torch.rand(4, 12), y=torch.full((4, 4), float("nan"))), "y contains NaN"),
+        (lambda c: c.sample(3), r"conditional model: pass y \(one-hot labels of shape \(3, 4\)\)"),
+        (lambda c: c.ancestral_sample(3), "conditional model: pass y"),
+        (lambda c: c.encode(torch.rand(4, 12)), "conditional model: pass y"),
+        (lambda c: c(torch.rand(4, 12)), "conditional model: pass y"),
+        (lambda c: c.sample(3, y=torch.eye(4)), r"y must be a tensor of shape \(3, 4\)"),
+        (lambda c: c.sample(3, y=[1.0, 0.0, 0.0, 0.0]), "got list"),
+        (lambda c: c.sample(2, y=torch.eye(4)[:2].double()), None),  # float64 labels are fine
+        (lambda c: vc.VAE(12, 3).sample(2, y=torch.zeros(2, 3)), "not conditional"),
+        (lambda c: vc.VAE(12, 3).encode(torch.rand(2, 12), torch.zeros(2, 3)), "not conditional"),
+    ],
+)
+def test_labels_are_checked_wherever_a_model_reads_them(call, message):
+    if message is None:
+        assert call(_cvae()).shape == (2, 12)
+    else:
+        with pytest.raises(ValueError, match=message):
+            call(_cvae())
+    assert _cvae().sample(3, y=torch.eye(4)[1]).shape == (3, 12)  # one label for all still works
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(beta=-1.0), "beta must be a finite number >= 0"),
+        (dict(beta=float("nan")), "beta must be a finite number"),
+        (dict(beta=None), "beta must be"),
+        (dict(free_bits=True), "free_bits must be"),
+        (dict(free_bits=-0.5), "free_bits must be"),
+    ],
+)
+def test_elbo_checks_beta_and_free_bits_as_train_does(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        vc.VAE(12, 3, hidden=(8,)).elbo(torch.rand(5, 12), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(cond_dim=-1), "cond_dim must be an integer >= 0"),
+        (dict(cond_dim=2.5), "cond_dim must be an integer"),
+        (dict(cond_dim=True), "cond_dim must be an integer"),
+        (dict(hidden="8"), "hidden must be a tuple of layer sizes"),
+        (dict(decoder_hidden=(8, 0)), "decoder_hidden must be an integer >= 1"),
+        (dict(activation=torch.nn.ReLU()), "nn.Module class"),
+        (dict(activation="swish"), "activation must be one of"),
+        (dict(obs_logvar=-2.0), "use it with likelihood='gaussian'"),
+        (dict(likelihood="gaussian", obs_logvar=float("nan")), "obs_logvar must be a finite number, got nan"),
+        (dict(likelihood="gaussian", obs_logvar=torch.zeros(12)), "obs_logvar must be a finite number"),
+    ],
+)
+def test_vae_constructor_names_a_bad_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        vc.VAE(12, 3, **kwargs)
+
+
+def test_vae_takes_one_int_as_one_hidden_layer():
+    model = vc.VAE(12, 3, hidden=8, decoder_hidden=5, activation=torch.nn.Tanh)
+    assert [m.out_features for m in model.encoder if isinstance(m, torch.nn.Linear)] == [8, 6]
+    assert [m.out_features for m in model.decoder if isinstance(m, torch.nn.Linear)] == [5, 12]
+    assert isinstance(model.encoder[1], torch.nn.Tanh)
+
+
+def test_exact_model_checks_its_parameters_and_takes_an_empty_batch():
+    for kwargs in (dict(obs_var=True), dict(obs_var=float("inf")), dict(W=torch.full((5, 2), float("nan")))):
+        with pytest.raises(ValueError):
+            vc.LinearGaussianVAE(5, 2, **kwargs)
+    model = vc.LinearGaussianVAE(5, 2)
+    assert model.log_marginal(torch.randn(0, 5)).shape == (0,)
+    assert model.log_marginal(torch.randn(5)).shape == ()

@@ -299,15 +299,17 @@ def _positive_int(text):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=_positive_int, default=40)
-    p.add_argument("--reps", type=_positive_int, default=5, help="interleaved repetitions of both loops")
+    full, quick = dict(epochs=40, reps=5, ll_k=5000, ll_n=1000), dict(epochs=1, reps=2, ll_k=200, ll_n=100)
+    p.add_argument("--epochs", type=_positive_int, help="epochs per repetition (default 40; --quick: 1)")
+    p.add_argument("--reps", type=_positive_int, help="interleaved repetitions of both loops (default 5; --quick: 2)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: vc.get_device())")
-    p.add_argument("--ll-k", type=_positive_int, default=5000, help="importance samples per test image")
-    p.add_argument("--ll-n", type=_positive_int, default=1000, help="test images (MNIST-5k has 1,000)")
-    p.add_argument("--quick", action="store_true", help="tiny settings for a smoke test")
+    p.add_argument("--ll-k", type=_positive_int, help="importance samples per test image (default 5000; --quick: 200)")
+    p.add_argument("--ll-n", type=_positive_int, help="test images (default all 1,000 of MNIST-5k; --quick: 100)")
+    p.add_argument("--quick", action="store_true", help="small defaults for a smoke test; explicit values still apply")
     args = p.parse_args(argv)
-    if args.quick:
-        args.epochs, args.reps, args.ll_k, args.ll_n = 1, 2, 200, 100
+    for name, default in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     try:
         device = get_device(args.device)
     except ValueError as err:  # e.g. --device cuda on a machine without a GPU

@@ -14,7 +14,7 @@ import numbers
 import torch
 import torch.nn as nn
 
-from .losses import _gaussian_kl_per_dim, _log_normal
+from .losses import _check_values, _gaussian_kl_per_dim, _log_normal
 from .models import _LatentModel, _positive_int
 
 __all__ = ["LinearGaussianVAE"]
@@ -39,7 +39,7 @@ class LinearGaussianVAE(_LatentModel):
         super().__init__()
         self.x_dim = _positive_int("x_dim", x_dim)
         self.z_dim = _positive_int("z_dim", z_dim)
-        if not isinstance(obs_var, numbers.Real) or not math.isfinite(obs_var) or obs_var <= 0:
+        if isinstance(obs_var, bool) or not isinstance(obs_var, numbers.Real) or not obs_var > 0 or obs_var == math.inf:
             raise ValueError(f"obs_var must be a positive, finite variance, got {obs_var!r}")
         W = torch.randn(self.x_dim, self.z_dim) if W is None else torch.as_tensor(W, dtype=torch.float32)
         b = torch.zeros(self.x_dim) if b is None else torch.as_tensor(b, dtype=torch.float32)
@@ -47,6 +47,8 @@ class LinearGaussianVAE(_LatentModel):
             raise ValueError(f"W must have shape ({self.x_dim}, {self.z_dim}), got {tuple(W.shape)}")
         if b.shape != (self.x_dim,):
             raise ValueError(f"b must have shape ({self.x_dim},), got {tuple(b.shape)}")
+        _check_values("W", W)
+        _check_values("b", b)
         self.W = nn.Parameter(W.clone())
         self.b = nn.Parameter(b.clone())
         self.obs_logvar = nn.Parameter(torch.tensor(math.log(obs_var)))
@@ -81,6 +83,8 @@ class LinearGaussianVAE(_LatentModel):
     def log_marginal(self, x):
         """Exact log p(x), shape (B,)."""
         self._check_x(x)
+        if x.numel() == 0:  # torch.distributions cannot take an empty batch
+            return x.new_zeros(x.shape[:-1])
         return self.marginal().log_prob(x)
 
     def _posterior(self, x):

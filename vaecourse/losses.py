@@ -95,6 +95,14 @@ def _check_k(k):
     return _check_int("k", k)
 
 
+def _check_number(name, value, low=0.0):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < low:
+        bound = "" if low == -math.inf else f" >= {low:g}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return float(value)
+
+
 # ----------------------------------------------------------------------------- kernels (unchecked)
 
 

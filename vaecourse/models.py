@@ -17,11 +17,12 @@ import math
 import torch
 import torch.nn as nn
 
+from .inputs import InputChecks
 from .losses import (
     _bernoulli_log_likelihood,
     _check_int,
     _check_k,
-    _check_values,
+    _check_number,
     _free_bits_kl,
     _gaussian_kl_per_dim,
     _iwae_bound,
@@ -81,55 +82,23 @@ def _mlp(sizes, activation):
     return nn.Sequential(*layers)
 
 
-def _broadcasts_to(t, shape):
-    """Whether ``t`` is a tensor that broadcasts to ``shape`` without changing it."""
-    if not isinstance(t, torch.Tensor) or t.dim() > len(shape) or t.shape[-1:] != shape[-1:]:
-        return False
-    try:
-        return torch.broadcast_shapes(t.shape, shape) == shape
-    except RuntimeError:
-        return False
-
-
 def _positive_int(name, value):
     return _check_int(name, value, 1)
 
 
-class _LatentModel(nn.Module):
+def _sizes(name, sizes):
+    """Hidden layer sizes as a tuple of positive ints; a single int is one layer."""
+    if isinstance(sizes, int) and not isinstance(sizes, bool):
+        sizes = (sizes,)
+    if not isinstance(sizes, (tuple, list)):
+        raise ValueError(f"{name} must be a tuple of layer sizes such as (400,), got {sizes!r}")
+    return tuple(_positive_int(name, h) for h in sizes)
+
+
+class _LatentModel(InputChecks, nn.Module):
     """Estimators shared by every model with a Gaussian q(z|x) and a N(0, I) prior."""
 
     cond_dim = 0
-
-    def _check_x(self, x, y=None):
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise ValueError(f"x must have a floating dtype, got {x.dtype}; convert with x.float()")
-        if x.dim() < 1 or x.shape[-1] != self.x_dim:
-            raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
-        bernoulli = getattr(self, "likelihood", None) == "bernoulli"
-        _check_values("x", x, unit_interval=bernoulli, why="for a Bernoulli decoder")
-        if self.cond_dim and y is None:
-            raise ValueError("this is a conditional model: pass y (one-hot labels of shape (B, cond_dim))")
-
-    def _check_input(self, x, y=None):
-        """``_check_x``, plus what the encoder needs: y's shape, and x on the model's device and dtype."""
-        self._check_x(x, y)
-        if y is not None:
-            if not self.cond_dim:
-                raise ValueError("this model is not conditional (cond_dim=0): leave y out")
-            if not _broadcasts_to(y, (*x.shape[:-1], self.cond_dim)):
-                shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-                want = (*x.shape[:-1], self.cond_dim)
-                raise ValueError(f"y must be a tensor of shape {want} (or ({self.cond_dim},) for all), got {shape}")
-        p = next(self.parameters(), None)
-        if p is not None and x.device != p.device:
-            raise ValueError(f"x is on {x.device} but the model is on {p.device}; move x with x.to({str(p.device)!r})")
-        if p is not None and x.dtype != p.dtype:
-            raise ValueError(
-                f"x is {x.dtype} but the model's parameters are {p.dtype}; "
-                f"convert x with x.to({p.dtype}) (or the model with model.to({x.dtype}))"
-            )
 
     def log_joint_terms(self, x, z, y=None):
         """log p(x|z) and log p(z) for z of shape (..., B, Z): each of shape (..., B)."""
@@ -142,10 +111,12 @@ class _LatentModel(nn.Module):
         log_px_z, log_pz = self.log_joint_terms(x, z, y)
         return log_px_z + log_pz - _log_normal(z, mu, logvar), log_px_z
 
-    def _prior_sample(self, n):
-        """z ~ N(0, I) on the model's device and dtype, shape (n, Z)."""
+    def _prior_sample(self, n, y=None):
+        """z ~ N(0, I) on the model's device and dtype, shape (n, Z); checks the labels y for them."""
+        n = _positive_int("n", n)
+        self._check_y(y, (n,))
         p = next(self.parameters())
-        return torch.randn(_positive_int("n", n), self.z_dim, device=p.device, dtype=p.dtype)
+        return torch.randn(n, self.z_dim, device=p.device, dtype=p.dtype)
 
     def objective_terms(self, x, y, objective, k, beta, free_bits):
         """The training objective and its logged pieces, each (B,): ``(objective, recon, kl)``.
@@ -177,6 +148,7 @@ class _LatentModel(nn.Module):
             k: number of reparameterized samples averaged in the reconstruction term.
         """
         self._check_input(x, y)
+        beta, free_bits = _check_number("beta", beta), _check_number("free_bits", free_bits)
         return self.objective_terms(x, y, "elbo", _check_k(k), beta, free_bits)[0]
 
     def log_weights(self, x, k, y=None):
@@ -236,12 +208,12 @@ class _LatentModel(nn.Module):
     @torch.no_grad()
     def sample(self, n, *, y=None):
         """Draw ``n`` latents from the prior and return the decoder means, shape (n, D)."""
-        return self.decode_mean(self._prior_sample(n), y)
+        return self.decode_mean(self._prior_sample(n, y), y)
 
     @torch.no_grad()
     def ancestral_sample(self, n, *, y=None):
         """The generative story: z ~ p(z), then x ~ p(x|z). Returns ``(z, x)``, shapes (n, Z), (n, D)."""
-        z = self._prior_sample(n)
+        z = self._prior_sample(n, y)
         return z, self.sample_x_given_z(z, y)
 
     @torch.no_grad()
@@ -280,20 +252,18 @@ class VAE(_LatentModel):
         super().__init__()
         self.x_dim = _positive_int("x_dim", x_dim)
         self.z_dim = _positive_int("z_dim", z_dim)
-        self.cond_dim = int(cond_dim) if cond_dim else 0
+        self.cond_dim = _check_int("cond_dim", cond_dim, 0)
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
         self.likelihood = likelihood
-        if isinstance(activation, str):
-            if activation not in _ACTIVATIONS:
-                raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        if isinstance(activation, str) and activation in _ACTIVATIONS:
             activation = _ACTIVATIONS[activation]
-        hidden = tuple(_positive_int("hidden", h) for h in hidden)
-        decoder_hidden = (
-            tuple(reversed(hidden))
-            if decoder_hidden is None
-            else tuple(_positive_int("decoder_hidden", h) for h in decoder_hidden)
-        )
+        if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)} or an nn.Module class, got {activation!r}"
+            )
+        hidden = _sizes("hidden", hidden)
+        decoder_hidden = tuple(reversed(hidden)) if decoder_hidden is None else _sizes("decoder_hidden", decoder_hidden)
         c = self.cond_dim
         self.encoder = _mlp((self.x_dim + c, *hidden, 2 * self.z_dim), activation)
         self.decoder = _mlp((self.z_dim + c, *decoder_hidden, self.x_dim), activation)
@@ -301,10 +271,13 @@ class VAE(_LatentModel):
             if obs_logvar is None:
                 self.obs_logvar = nn.Parameter(torch.zeros(()))
             else:
-                self.register_buffer("obs_logvar", torch.tensor(float(obs_logvar)))
+                self.register_buffer("obs_logvar", torch.tensor(_check_number("obs_logvar", obs_logvar, -math.inf)))
+        elif obs_logvar is not None:
+            raise ValueError("obs_logvar is the Gaussian decoder's log-variance: use it with likelihood='gaussian'")
 
     def _cat(self, t, y):
-        if not self.cond_dim:
+        if not self.cond_dim or y is None:  # a conditional model without y: the check names it
+            self._check_y(y, t.shape[:-1])
             return t
         return torch.cat([t, y.to(t.dtype).expand(*t.shape[:-1], y.shape[-1])], -1)
 

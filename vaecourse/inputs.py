@@ -1,0 +1,72 @@
+"""Input checks shared by the models, so that a wrong input gets a message that names it.
+
+Holds:
+    InputChecks -- a mixin for models with ``x_dim``, ``cond_dim`` and parameters: ``_check_x``
+                   (x's type, dtype, shape and values), ``_check_y`` (a conditional model's labels)
+                   and ``_check_input`` (both, plus x on the model's device and in its dtype).
+"""
+
+import torch
+
+from .losses import _check_values
+
+
+def _broadcasts_to(t, shape):
+    """Whether ``t`` is a tensor that broadcasts to ``shape`` without changing it."""
+    if not isinstance(t, torch.Tensor) or t.dim() > len(shape) or t.shape[-1:] != shape[-1:]:
+        return False
+    try:
+        return torch.broadcast_shapes(t.shape, shape) == shape
+    except RuntimeError:
+        return False
+
+
+class InputChecks:
+    """The checks every estimator runs on its inputs before any computation."""
+
+    def _check_x(self, x, y=None):
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(f"x must have a floating dtype, got {x.dtype}; convert with x.float()")
+        if x.dim() < 1 or x.shape[-1] != self.x_dim:
+            raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
+        bernoulli = getattr(self, "likelihood", None) == "bernoulli"
+        _check_values("x", x, unit_interval=bernoulli, why="for a Bernoulli decoder")
+        if self.cond_dim and y is None:
+            raise ValueError("this is a conditional model: pass y (one-hot labels of shape (B, cond_dim))")
+
+    def _check_y(self, y, lead):
+        """y for a conditional model: float labels broadcasting to (*lead, cond_dim); None otherwise."""
+        if not self.cond_dim:
+            if y is not None:
+                raise ValueError("this model is not conditional (cond_dim=0): leave y out")
+            return
+        want = (*lead, self.cond_dim)
+        if y is None:
+            raise ValueError(f"this is a conditional model: pass y (one-hot labels of shape {want})")
+        if not _broadcasts_to(y, want):
+            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"y must be a tensor of shape {want} (or ({self.cond_dim},) for all), got {shape}")
+        if not y.is_floating_point():
+            raise ValueError(
+                f"y must hold float labels, got {y.dtype}; for class indices use "
+                f"torch.nn.functional.one_hot(labels, {self.cond_dim}).float()"
+            )
+        p = next(self.parameters(), None)
+        if p is not None and y.device != p.device:
+            raise ValueError(f"y is on {y.device} but the model is on {p.device}; move y with y.to({str(p.device)!r})")
+        _check_values("y", y)
+
+    def _check_input(self, x, y=None):
+        """``_check_x``, plus what the encoder needs: y, and x on the model's device and dtype."""
+        self._check_x(x, y)
+        self._check_y(y, x.shape[:-1])
+        p = next(self.parameters(), None)
+        if p is not None and x.device != p.device:
+            raise ValueError(f"x is on {x.device} but the model is on {p.device}; move x with x.to({str(p.device)!r})")
+        if p is not None and x.dtype != p.dtype:
+            raise ValueError(
+                f"x is {x.dtype} but the model's parameters are {p.dtype}; "
+                f"convert x with x.to({p.dtype}) (or the model with model.to({x.dtype}))"
+            )
