@@ -222,7 +222,25 @@ def test_free_bits_floor_applies_to_batch_mean_per_dimension():
     got.sum().backward()
     torch.testing.assert_close(kl.grad, torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]))
     torch.testing.assert_close(vc.free_bits_kl(kl, 0.0), kl.sum(-1))
-    with pytest.raises(ValueError, match="free_bits must be a number >= 0"):
+    with pytest.raises(ValueError, match="free_bits must be a finite number >= 0"):
         vc.free_bits_kl(kl, -1.0)
     with pytest.raises(ValueError, match="kl_per_dim must have shape"):
         vc.free_bits_kl(torch.zeros(3), 0.1)
+
+
+def test_bernoulli_log_likelihood_of_a_saturated_decoder():
+    """Infinite logits are allowed: log p is 0 where x agrees with the logit's sign, -inf elsewhere."""
+    inf = math.inf
+    x = torch.tensor([[1.0, 0.0, 0.3], [1.0, 0.0, 1.0]])
+    logits = torch.tensor([[inf, -inf, 0.5], [-inf, -inf, inf]])
+    out = vc.bernoulli_log_likelihood(x, logits)
+    finite = vc.bernoulli_log_likelihood(x[:1, 2:], logits[:1, 2:])
+    torch.testing.assert_close(out[0], finite[0])  # the two saturated pixels add exactly 0
+    assert out[1] == -inf
+    assert not torch.isnan(vc.bernoulli_log_likelihood(torch.ones(4, 3), torch.full((2, 4, 3), inf))).any()
+
+
+@pytest.mark.parametrize("bad", [math.inf, -1.0, math.nan, True])
+def test_free_bits_kl_rejects_a_floor_that_is_not_a_finite_number(bad):
+    with pytest.raises(ValueError, match="free_bits must be a finite number >= 0"):
+        vc.free_bits_kl(torch.ones(3, 2), bad)

@@ -202,8 +202,8 @@ def free_bits_kl(kl_per_dim, free_bits):
     kl_per_dim = _tensor("kl_per_dim", kl_per_dim)
     if kl_per_dim.dim() < 2:
         raise ValueError(f"kl_per_dim must have shape (B, Z), got {tuple(kl_per_dim.shape)}")
-    if not isinstance(free_bits, numbers.Real) or isinstance(free_bits, bool) or not free_bits >= 0:
-        raise ValueError(f"free_bits must be a number >= 0, got {free_bits!r}")
+    if not isinstance(free_bits, numbers.Real) or isinstance(free_bits, bool) or not 0 <= free_bits < math.inf:
+        raise ValueError(f"free_bits must be a finite number >= 0, got {free_bits!r}")
     return _free_bits_kl(kl_per_dim, free_bits)
 
 
@@ -277,6 +277,13 @@ def bernoulli_log_likelihood(x, logits):
         raise ValueError("x must have at least one dimension (sums run over the last one)")
     if tuple(shape) != tuple(logits.shape):
         logits = logits.expand(shape)
+    saturated = torch.isinf(logits)
+    if bool(saturated.any()):  # a logit of +-inf: log p is 0 where x agrees with it, -inf elsewhere
+        per_pixel = -F.binary_cross_entropy_with_logits(
+            logits.masked_fill(saturated, 0), x.expand(shape), reduction="none"
+        )
+        limit = torch.where(x == (logits > 0).to(x.dtype), 0.0, -math.inf)
+        return torch.where(saturated, limit, per_pixel).sum(-1)
     return _bernoulli_log_likelihood(x, logits)
 
 
