@@ -152,3 +152,169 @@ def test_training_and_evaluation_on_gpu(digits):
     ll = model.log_likelihood(x, k=500, chunk=100)
     assert ll.is_cuda and ll.shape == (50,) and torch.isfinite(ll).all()
     assert torch.all(model.iwae_bound(x, 50) <= ll + 1.0)
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def test_sigmoid_schedule_far_before_its_midpoint_is_zero_not_an_overflow():
+    assert vc.SigmoidSchedule(1e4, 10)(0) == 0.0  # exp(1000) overflowed math.exp
+    assert 0 <= vc.SigmoidSchedule(2000, 2)(0) < 1e-300
+    assert vc.SigmoidSchedule(0, 1)(1e6) == 1.0
+    sig = vc.SigmoidSchedule(midpoint=100, width=3)
+    for step in (-1900, 0, 50, 99, 100, 101, 400):  # bitwise the old formula wherever it did not overflow
+        assert sig(step) == 1.0 / (1.0 + math.exp(-(step - 100) / 3))
+    model, x = vc.VAE(12, 3, hidden=(8,)), torch.rand(20, 12)
+    hist = vc.train(model, x, epochs=1, kl_schedule=vc.SigmoidSchedule(2000, 2), progress=False, device="cpu")
+    assert 0 <= hist["beta"][0] < 1e-300 and math.isfinite(hist["loss"][0])
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: vc.LinearSchedule(10, start=2), r"start must be a finite number in \[0, 1\], got 2"),
+        (lambda: vc.LinearSchedule(10, start=-0.5), r"start must be a finite number in \[0, 1\]"),
+        (lambda: vc.LinearSchedule(10, start=float("nan")), "start must be a finite number"),
+        (lambda: vc.LinearSchedule(10, start="0"), "start must be a finite number"),
+        (lambda: vc.SigmoidSchedule(float("nan"), 1), "midpoint must be a finite number, got nan"),
+        (lambda: vc.SigmoidSchedule(float("inf"), 1), "midpoint must be a finite number"),
+        (lambda: vc.SigmoidSchedule(0, "a"), "width must be a finite number > 0, got 'a'"),
+        (lambda: vc.SigmoidSchedule(0, True), "width must be a finite number > 0, got True"),
+        (lambda: vc.SigmoidSchedule(0, 0), "width must be a finite number > 0"),
+        (lambda: vc.SigmoidSchedule(0, float("inf")), "width must be a finite number > 0"),
+        (lambda: vc.CyclicalSchedule(10, "a"), r"ramp must be a finite number in \(0, 1\], got 'a'"),
+        (lambda: vc.CyclicalSchedule(10, True), r"ramp must be a finite number in \(0, 1\], got True"),
+        (lambda: vc.CyclicalSchedule(10, 1.5), r"ramp must be a finite number in \(0, 1\]"),
+        (lambda: vc.CyclicalSchedule(10, float("nan")), r"ramp must be a finite number in \(0, 1\]"),
+        (lambda: vc.CyclicalSchedule(True), "period must be an integer >= 1"),
+    ],
+)
+def test_schedules_refuse_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_valid_schedules_keep_their_values_and_reprs():
+    lin = vc.LinearSchedule(10, start=0.5)
+    assert [lin(s) for s in (0, 5, 10, 100)] == [0.5, 0.75, 1.0, 1.0]
+    assert [vc.LinearSchedule(4, start=1)(s) for s in (0, 9)] == [1.0, 1.0]
+    assert repr(lin) == "LinearSchedule(warmup=10)"
+    assert repr(vc.SigmoidSchedule(100, 10)) == "SigmoidSchedule(midpoint=100, width=10)"
+    assert repr(vc.SigmoidSchedule(-2.5, 0.5)) == "SigmoidSchedule(midpoint=-2.5, width=0.5)"
+    assert repr(vc.CyclicalSchedule(10, 1)) == "CyclicalSchedule(period=10, ramp=1)"
+    assert vc.CyclicalSchedule(10, ramp=1)(5) == 0.5
+
+
+@pytest.fixture
+def small():
+    vc.set_seed(0)
+    return vc.VAE(12, 3, hidden=(8,)), torch.rand(20, 12)
+
+
+@pytest.mark.parametrize(
+    "x,kwargs,match",
+    [
+        (lambda x: x[0], {}, r"x must have shape \(N, 12\), got \(12,\)"),
+        (lambda x: x.reshape(2, 10, 12), {}, r"x must have shape \(N, 12\), got \(2, 10, 12\)"),
+        (lambda x: x[:0], {}, "at least two examples to measure latent activity, got 0"),
+        (lambda x: x[:1], {}, "at least two examples to measure latent activity, got 1"),
+        (lambda x: x.double(), {}, "x is torch.float64 but the model's parameters are torch.float32"),
+        (lambda x: x, {"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        (lambda x: x, {"batch_size": -1}, "batch_size must be an integer >= 1, got -1"),
+        (lambda x: x, {"batch_size": 2.5}, "batch_size must be an integer >= 1, got 2.5"),
+        (lambda x: x, {"batch_size": True}, "batch_size must be an integer >= 1, got True"),
+        (lambda x: x, {"y": torch.zeros(20, 3)}, r"this model is not conditional \(cond_dim=0\): leave y out"),
+    ],
+)
+def test_latent_activity_refuses_bad_input(small, x, kwargs, match):
+    model, data = small
+    with pytest.raises(ValueError, match=match):
+        vc.latent_activity(model, x(data), **kwargs)
+    if "batch_size" not in kwargs:
+        with pytest.raises(ValueError, match=match):
+            vc.active_units(model, x(data), **kwargs)
+
+
+def test_latent_activity_batches_and_conditional_labels(small):
+    model, x = small
+    act = vc.latent_activity(model, x)
+    assert act.shape == (3,)
+    torch.testing.assert_close(vc.latent_activity(model, x, batch_size=7), act)
+    cond = vc.VAE(12, 3, hidden=(8,), cond_dim=4)
+    label = torch.tensor([0.0, 1.0, 0.0, 0.0])  # one label for every example, not a batch of labels
+    act = vc.latent_activity(cond, x, y=label, batch_size=7)
+    assert act.shape == (3,)
+    torch.testing.assert_close(act, vc.latent_activity(cond, x, y=label.expand(20, 4)))
+    assert vc.active_units(cond, x, 0.0, y=label) == 3
+    with pytest.raises(ValueError, match=r"y must be a tensor of shape \(20, 4\)"):
+        vc.latent_activity(cond, x, y=torch.zeros(20, 5))
+    with pytest.raises(ValueError, match="this is a conditional model: pass y"):
+        vc.latent_activity(cond, x)
+
+
+@pytest.mark.parametrize(
+    "model,kwargs",
+    [
+        (lambda: vc.VAE(12, 3, hidden=(8,)), {}),  # the written-out backward
+        (lambda: vc.VAE(12, 3, hidden=(8,)), {"k": 2}),  # autograd from here on
+        (lambda: vc.VAE(12, 3, hidden=(8,)), {"objective": "iwae", "k": 2}),
+        (lambda: vc.VAE(12, 3, hidden=(8,), activation="elu"), {}),
+        (lambda: vc.VAE(12, 3, hidden=(8,), likelihood="gaussian"), {}),
+        (lambda: vc.LinearGaussianVAE(12, 3), {}),
+    ],
+)
+def test_train_refuses_labels_for_an_unconditional_model(model, kwargs):
+    x = torch.rand(20, 12)
+    with pytest.raises(ValueError, match=r"this model is not conditional \(cond_dim=0\)"):
+        vc.train(model(), (x, torch.zeros(20, 3)), epochs=1, progress=False, device="cpu", **kwargs)
+
+
+def test_dynamic_binarization_needs_data_in_the_unit_interval():
+    model = vc.VAE(12, 3, hidden=(8,), likelihood="gaussian")
+    x = torch.rand(20, 12)
+    with pytest.raises(ValueError, match=r"data must lie in \[0, 1\] for dynamic_binarization"):
+        vc.train(model, 3 * x - 1, epochs=1, dynamic_binarization=True, progress=False, device="cpu")
+    vc.train(model, 3 * x - 1, epochs=1, progress=False, device="cpu")  # fine without it
+    hist = vc.train(model, x, epochs=1, dynamic_binarization=True, progress=False, device="cpu")
+    assert math.isfinite(hist["loss"][0])
+
+
+@pytest.mark.parametrize("k", [1, 2])  # the written-out step and autograd
+@pytest.mark.parametrize(
+    "schedule,step,shown",
+    [
+        (lambda s: -1.0, 0, "-1.0"),
+        (lambda s: None, 0, "None"),
+        (lambda s: float("nan"), 0, "nan"),
+        (lambda s: "0.5", 0, "'0.5'"),
+        (lambda s: 1.0 if s < 3 else 1.5, 3, "1.5"),  # checked at every step, not only the first
+    ],
+)
+def test_train_refuses_a_kl_schedule_weight_outside_the_unit_interval(k, schedule, step, shown):
+    model, x = vc.VAE(12, 3, hidden=(8,)), torch.rand(20, 12)
+    match = rf"kl_schedule's weight at step {step} must be a finite number in \[0, 1\], got {shown}"
+    with pytest.raises(ValueError, match=match):
+        vc.train(model, x, epochs=2, batch_size=5, k=k, kl_schedule=schedule, progress=False, device="cpu")
+
+
+def test_a_kl_schedule_may_return_a_one_element_tensor():
+    model, x = vc.VAE(12, 3, hidden=(8,)), torch.rand(20, 12)
+    hist = vc.train(model, x, epochs=1, kl_schedule=lambda s: torch.tensor(0.25), progress=False, device="cpu")
+    assert hist["beta"] == [0.25]
+
+
+def test_latent_activity_moves_data_to_the_models_device(monkeypatch):
+    """A model on another device than its data (a GPU model, CPU data) gets the data moved, as before."""
+    vc.set_seed(0)
+    model = vc.VAE(12, 3, hidden=(8,))
+    x = torch.rand(20, 12)
+    moved = []
+    to = torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        moved.append(args[0] if args else kwargs.get("device"))
+        return to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    act = vc.latent_activity(model, x)
+    assert torch.device("cpu") in moved and act.shape == (3,)

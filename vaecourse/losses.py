@@ -95,12 +95,16 @@ def _check_k(k):
     return _check_int("k", k)
 
 
-def _check_number(name, value, low=0.0):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < low:
-        bound = "" if low == -math.inf else f" >= {low:g}"
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+def _check_real(name, value, where="", within=lambda v: True):
+    """float(value) for a finite real number (not a bool) ``where`` (e.g. "in [0, 1]") ``within`` says."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not within(value):
+        raise ValueError(f"{name} must be a finite number{' ' + where if where else ''}, got {value!r}")
     return float(value)
+
+
+def _check_number(name, value, low=0.0):
+    return _check_real(name, value, "" if low == -math.inf else f">= {low:g}", lambda v: v >= low)
 
 
 # ----------------------------------------------------------------------------- kernels (unchecked)

@@ -19,14 +19,13 @@ than its matrix products, and on a GPU that step is captured once as a CUDA grap
 """
 
 import math
-import numbers
 import time
 
 import torch
 
 from .backprop import FLUSH_EVERY, FusedAdam, ManualELBO, _flush_tiny_moments_
 from .device import get_device
-from .losses import _check_int, _check_k, _check_values, _tensor
+from .losses import _check_int, _check_k, _check_number, _check_real, _check_values, _tensor
 from .steps import Steps, cuda_graph
 
 __all__ = [
@@ -43,7 +42,8 @@ class LinearSchedule:
     """KL weight rising linearly from ``start`` to 1 over ``warmup`` steps, then 1."""
 
     def __init__(self, warmup, start=0.0):
-        self.warmup, self.start = _check_int("warmup", warmup), float(start)
+        self.warmup = _check_int("warmup", warmup)
+        self.start = _check_real("start", start, "in [0, 1]", lambda v: 0 <= v <= 1)
 
     def __call__(self, step):
         return min(1.0, self.start + (1.0 - self.start) * step / self.warmup)
@@ -56,12 +56,12 @@ class SigmoidSchedule:
     """KL weight ``sigmoid((step - midpoint) / width)``: near 0 early, 1/2 at ``midpoint``, near 1 late."""
 
     def __init__(self, midpoint, width):
-        if not width > 0:
-            raise ValueError(f"width must be > 0, got {width!r}")
-        self.midpoint, self.width = float(midpoint), float(width)
+        self.midpoint = _check_real("midpoint", midpoint)
+        self.width = _check_real("width", width, "> 0", lambda v: v > 0)
 
     def __call__(self, step):
-        return 1.0 / (1.0 + math.exp(-(step - self.midpoint) / self.width))
+        t = (step - self.midpoint) / self.width
+        return math.exp(t) if t < -700 else 1.0 / (1.0 + math.exp(-t))  # e^-t overflows past 709; then e^t is exact
 
     def __repr__(self):
         return f"SigmoidSchedule(midpoint={self.midpoint:g}, width={self.width:g})"
@@ -72,10 +72,8 @@ class CyclicalSchedule:
     first ``ramp`` fraction of the period, then hold at 1."""
 
     def __init__(self, period, ramp=0.5):
-        period = _check_int("period", period)
-        if not 0 < ramp <= 1:
-            raise ValueError(f"ramp must be in (0, 1], got {ramp!r}")
-        self.period, self.ramp = period, float(ramp)
+        self.period = _check_int("period", period)
+        self.ramp = _check_real("ramp", ramp, "in (0, 1]", lambda v: 0 < v <= 1)
 
     def __call__(self, step):
         phase = (step % self.period) / self.period
@@ -93,14 +91,17 @@ def _split_data(data):
     return data, None
 
 
-def _check_data(model, x, y):
+def _check_data(model, x, y, dynamic_binarization=False):
     x = _tensor("data", x, finite=False)
     if x.dim() != 2 or x.shape[1] != model.x_dim:
         raise ValueError(f"data must have shape (N, {model.x_dim}), got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError("data is empty")
     bernoulli = getattr(model, "likelihood", None) == "bernoulli"
-    _check_values("data", x, unit_interval=bernoulli, why="for a Bernoulli decoder")
+    why = "for a Bernoulli decoder" if bernoulli else "for dynamic_binarization (it draws Bernoulli(x))"
+    _check_values("data", x, unit_interval=bernoulli or dynamic_binarization, why=why)
+    if y is not None and not model.cond_dim:
+        raise ValueError("this model is not conditional (cond_dim=0): pass data=x, not a pair (x, y)")
     if model.cond_dim:
         if y is None:
             raise ValueError("a conditional model needs data=(x, y) with y of shape (N, cond_dim)")
@@ -132,11 +133,11 @@ def _capture_for(device, kl_schedule):
     return cuda_graph if device.type == "cuda" and kl_schedule is None else None
 
 
-def _check_number(name, value, low=0.0):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < low:
-        raise ValueError(f"{name} must be a finite number >= {low:g}, got {value!r}")
-    return float(value)
+def _schedule_weight(kl_schedule, step):
+    """kl_schedule(step), checked: a Python float in [0, 1] (a one-element tensor is read out)."""
+    w = kl_schedule(step)
+    w = w.item() if isinstance(w, torch.Tensor) and w.numel() == 1 else w
+    return _check_real(f"kl_schedule's weight at step {step}", w, "in [0, 1]", lambda v: 0 <= v <= 1)
 
 
 def train(
@@ -165,7 +166,8 @@ def train(
         batch_size, lr: minibatch size and Adam learning rate.
         objective: ``"elbo"`` (``k`` samples averaged in the reconstruction term) or ``"iwae"``
             (the ``k``-sample importance-weighted bound).
-        beta: KL weight; with ``kl_schedule`` the weight at step t is ``beta * kl_schedule(t)``.
+        beta: KL weight; with ``kl_schedule`` (step -> a weight in [0, 1]) the weight at step t is
+            ``beta * kl_schedule(t)``.
         free_bits: per-dimension KL floor in nats (Kingma et al. 2016), ELBO objective only.
         device: where to train; ``None`` asks ``vc.get_device()``.
         progress: show a tqdm bar over epochs.
@@ -176,7 +178,7 @@ def train(
         ``kl`` (mean KL(q||p)), ``beta`` (KL weight at the epoch's end), ``seconds``, ``samples_per_s``.
     """
     x, y = _split_data(data)
-    x, y = _check_data(model, x, y)
+    x, y = _check_data(model, x, y, dynamic_binarization)
     epochs = _check_int("epochs", epochs)
     batch_size = _check_int("batch_size", batch_size)
     if objective not in ("elbo", "iwae"):
@@ -242,7 +244,7 @@ def train(
             beta_t = beta
             for idx in torch.randperm(n, device=device).split(batch_size):  # a shuffled epoch's batches
                 if kl_schedule is not None:
-                    beta_t = beta * float(kl_schedule(step))
+                    beta_t = beta * _schedule_weight(kl_schedule, step)
                 if steps is not None:
                     steps(idx, beta_t)  # gather, forward, backward, Adam, add into sums
                 else:
@@ -276,20 +278,24 @@ def train(
 
 @torch.no_grad()
 def latent_activity(model, x, *, y=None, batch_size=1000):
-    """Per-dimension activity ``Cov_x(E_q[z_j | x])`` over the examples in ``x``, shape (Z,)."""
-    model._check_x(x, y)
+    """Per-dimension activity ``Cov_x(E_q[z_j | x])`` over the examples in ``x``, shape (Z,).
+
+    ``x`` is (N, D) in the model's dtype, N >= 2; ``y`` (N, C), or (C,) for every example."""
+    dev = next(model.parameters()).device  # data elsewhere (a CPU tensor for a GPU model) is moved
+    x, y = (t.to(dev) if isinstance(t, torch.Tensor) else t for t in (x, y))
+    model._check_input(x, y)
+    if x.dim() != 2:
+        raise ValueError(f"x must have shape (N, {model.x_dim}), got {tuple(x.shape)}")
+    if x.shape[0] < 2:  # a variance over examples: undefined for none or one
+        raise ValueError(f"x needs at least two examples to measure latent activity, got {x.shape[0]}")
+    batch_size = _check_int("batch_size", batch_size)
+    xs = x.split(batch_size)  # (B, D) each
+    ys = [None] * len(xs) if y is None else y.expand(x.shape[0], model.cond_dim).split(batch_size)  # (C,): for all
     was_training = model.training
     model.eval()
-    dev = next(model.parameters()).device
-    means = []
-    for start in range(0, x.shape[0], batch_size):
-        yb = None if y is None else y[start : start + batch_size].to(dev)
-        means.append(model.encode(x[start : start + batch_size].to(dev), yb)[0])
+    means = [model.encode(xb, yb)[0] for xb, yb in zip(xs, ys)]  # (B, Z) each
     model.train(was_training)
-    mu = torch.cat(means)  # (N, Z)
-    if mu.shape[0] < 2:
-        raise ValueError("x needs at least two examples to measure latent activity")
-    return mu.var(0, unbiased=True)
+    return torch.cat(means).var(0, unbiased=True)  # (N, Z) -> (Z,)
 
 
 def active_units(model, x, threshold=0.01, *, y=None):
