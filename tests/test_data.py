@@ -102,3 +102,51 @@ def test_download_mnist_rejects_a_corrupt_file(tmp_path):
     with pytest.raises(ValueError, match="checksum mismatch for t10k-labels"):
         vc.download_mnist(root, base_url=src.as_uri(), files=files, progress=False)
     assert not (root / "t10k-labels-idx1-ubyte.gz").exists()  # removed, so a retry downloads again
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+@pytest.mark.parametrize("fraction,empty", [(0.001, "test"), (0.999, "training")])
+def test_split_must_leave_both_sides_non_empty(fraction, empty):
+    with pytest.raises(ValueError, match=rf"test_fraction=0\.\d+ leaves the {empty} split empty"):
+        vc.load_digits(test_fraction=fraction)
+    with pytest.raises(ValueError, match="test_fraction must be in"):
+        vc.load_digits(test_fraction=True)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, 2**32])
+def test_loader_seed_must_be_a_non_negative_int(seed):
+    with pytest.raises(ValueError, match="seed must be"):
+        vc.load_digits(seed=seed)
+
+
+def test_binarize_seed_is_checked():
+    x = torch.full((100,), 0.5)
+    for seed in (1.7, True, -1, 2**63, 2**70):
+        with pytest.raises(ValueError, match="seed must be"):
+            vc.binarize(x, seed=seed)
+    assert torch.equal(vc.binarize(x, seed=np.int64(3)), vc.binarize(x, seed=3))
+    vc.binarize(x, seed=2**63 - 1)  # the largest accepted seed
+
+
+def test_read_idx_rejects_truncated_files_and_gives_native_arrays(tmp_path):
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">I", 5))  # 3 sizes promised, 1 given
+    with pytest.raises(ValueError, match="truncated IDX file"):
+        vc.read_idx(tmp_path / "short")
+    (tmp_path / "cut").write_bytes(bytes([0, 0, 0x0D, 1]) + struct.pack(">I", 3) + b"\x00" * 10)  # 3 floats: 12 B
+    with pytest.raises(ValueError, match=r"header says shape \(3,\)"):
+        vc.read_idx(tmp_path / "cut")
+    arr = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    _write_idx(tmp_path / "f.gz", arr, 0x0D)  # big-endian float32 on disk
+    got = vc.read_idx(tmp_path / "f.gz")
+    assert got.dtype == np.float32 and got.dtype.isnative and got.flags.writeable
+    assert torch.equal(torch.as_tensor(got), torch.as_tensor(arr))
+
+
+def test_download_mnist_needs_all_four_files(tmp_path):
+    root = tmp_path / "data"
+    for files, missing in (({}, "train-images"), ({"train-images-idx3-ubyte.gz": "0" * 64}, "t10k-labels")):
+        with pytest.raises(ValueError, match=rf"files must name the four MNIST files.*missing: .*{missing}"):
+            vc.download_mnist(root, base_url=(tmp_path / "nowhere").as_uri(), files=files, progress=False)
+    assert not root.exists()  # checked before anything is created or fetched

@@ -13,16 +13,19 @@ chapter and test sees the same examples.
 
 import gzip
 import hashlib
+import math
+import numbers
 import os
 import shutil
 import struct
 import urllib.request
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .losses import _check_values
+from .losses import _check_int, _check_values
 
 __all__ = ["Split", "load_digits", "load_mnist", "binarize", "read_idx", "download_mnist", "MNIST_FILES"]
 
@@ -47,25 +50,44 @@ def _stratified_split(labels, test_fraction, seed):
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+def _check_seed(seed, high):
+    """A seed: an int in [0, high) (bools rejected), or a ValueError naming it."""
+    seed = _check_int("seed", seed, 0)
+    if seed >= high:
+        raise ValueError(f"seed must be below 2**{high.bit_length() - 1}, got {seed}")
+    return seed
+
+
 def binarize(x, *, seed=None):
-    """Sample binary images: each pixel is 1 with probability equal to its grey level."""
+    """Sample binary images: each pixel is 1 with probability equal to its grey level.
+
+    ``seed``: None (the global generator), or an integer in [0, 2**63) for a fixed result.
+    """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError("x must be a floating torch.Tensor of grey levels in [0, 1]")
     _check_values("x", x, unit_interval=True, why="to be used as Bernoulli probabilities")
     gen = None
     if seed is not None:
-        gen = torch.Generator(device=x.device).manual_seed(int(seed))
+        gen = torch.Generator(device=x.device).manual_seed(_check_seed(seed, 2**63))
     return torch.bernoulli(x, generator=gen)
 
 
 def _make_split(images, labels, scale, test_fraction, binarized, seed):
-    if not 0 < test_fraction < 1:
+    real = isinstance(test_fraction, numbers.Real) and not isinstance(test_fraction, bool)
+    if not (real and 0 < test_fraction < 1):
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    seed = _check_seed(seed, 2**32)  # NumPy's RandomState takes seeds below 2**32
     x = torch.as_tensor(np.asarray(images, dtype=np.float32) / scale)
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    tr, te = _stratified_split(y.numpy(), test_fraction, seed)
+    if len(tr) == 0 or len(te) == 0:
+        empty = "test" if len(te) == 0 else "training"
+        raise ValueError(
+            f"test_fraction={test_fraction!r} leaves the {empty} split empty ({len(y)} images, "
+            "each class split with rounding); pick a test_fraction nearer 0.5"
+        )
     if binarized:
         x = binarize(x, seed=seed)
-    tr, te = _stratified_split(y.numpy(), test_fraction, seed)
     tr, te = torch.as_tensor(tr), torch.as_tensor(te)
     return Split(x[tr].contiguous(), y[tr], x[te].contiguous(), y[te])
 
@@ -117,7 +139,7 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 
 
 def read_idx(path):
-    """Read an IDX file (optionally gzipped) into a NumPy array."""
+    """Read an IDX file (optionally gzipped) into a NumPy array (native byte order, writable)."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
         raw = f.read()
@@ -126,12 +148,19 @@ def read_idx(path):
     code, ndim = raw[2], raw[3]
     if code not in _IDX_DTYPES:
         raise ValueError(f"{path}: unknown IDX data type 0x{code:02x}")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    head = 4 + 4 * ndim
+    if len(raw) < head:
+        raise ValueError(f"{path}: truncated IDX file: the header needs {head} bytes for {ndim} sizes, got {len(raw)}")
+    shape = struct.unpack(f">{ndim}I", raw[4:head])
     dtype = np.dtype(_IDX_DTYPES[code])
-    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says shape {shape} but the file holds {data.size} values")
-    return data.reshape(shape)
+    count = math.prod(shape)
+    if len(raw) - head != count * dtype.itemsize:
+        raise ValueError(
+            f"{path}: header says shape {shape} ({count * dtype.itemsize} bytes of data) "
+            f"but the file holds {len(raw) - head} bytes after the header"
+        )
+    # a native-endian, writable copy: torch.as_tensor takes it (IDX stores big-endian multi-byte values)
+    return np.frombuffer(raw, dtype=dtype, offset=head).astype(dtype.newbyteorder("=")).reshape(shape)
 
 
 def _sha256(path):
@@ -142,19 +171,35 @@ def _sha256(path):
     return h.hexdigest()
 
 
+def _check_mnist_files(files):
+    """``files`` must name an images and a labels file for each of 'train' and 't10k' (as MNIST_FILES does)."""
+    if not isinstance(files, Mapping):
+        raise TypeError(f"files must be a dict {{file name: sha256}}, got {type(files).__name__}")
+    have = {(f.split("-")[0], kind) for f in files for kind in ("images", "labels") if kind in f}
+    missing = [f"{p}-{kind}" for p in ("train", "t10k") for kind in ("images", "labels") if (p, kind) not in have]
+    if missing:
+        raise ValueError(
+            f"files must name the four MNIST files, {sorted(MNIST_FILES)} (or files named like them); "
+            f"missing: {', '.join(m + '-...' for m in missing)}"
+        )
+
+
 def download_mnist(root, *, base_url=MNIST_URL, files=None, progress=True):
     """Download the full MNIST set into ``root`` (once), verify SHA-256 checksums, and load it.
 
     Args:
         root: folder for the four ``.gz`` IDX files.
         base_url: where to fetch them from (a ``file://`` URL works, which is how the tests run offline).
-        files: ``{file name: sha256}``; defaults to ``MNIST_FILES``.
+        files: ``{file name: sha256}``; defaults to ``MNIST_FILES``. It must hold an images and a labels
+            file for each of ``train`` and ``t10k`` (names starting ``train-images``, ``t10k-labels``, ...).
     Returns:
         a ``Split`` with 60,000 train and 10,000 test images in [0, 1] (official split).
     Raises:
-        ValueError if a file's checksum does not match (the bad file is removed).
+        ValueError if a file's checksum does not match (the bad file is removed), or if ``files`` lacks one of
+        the four files.
     """
     files = MNIST_FILES if files is None else files
+    _check_mnist_files(files)
     os.makedirs(root, exist_ok=True)
     for name, digest in files.items():
         path = os.path.join(root, name)

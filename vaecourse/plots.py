@@ -8,13 +8,20 @@ Holds:
     plot_traversal       -- decoder means over a grid of a 2-D latent space (or two chosen dims).
     plot_interpolation   -- the decoded straight line between the codes of two images.
     plot_history         -- loss, reconstruction and KL per epoch for one or several runs.
+
+Data may be a tensor or any array-like (a NumPy array, nested lists); it is converted to the model's
+device and dtype. A conditional model (``cond_dim > 0``) needs its labels: pass ``y=`` (one-hot).
 """
 
 import math
+import operator
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+from .losses import _check_int, _check_values
 
 __all__ = [
     "show_images",
@@ -26,11 +33,82 @@ __all__ = [
     "plot_history",
 ]
 
+# show_images clips float images to [0, 1] (a Gaussian decoder's means overshoot, by up to about 7 at 3 prior
+# standard deviations on MNIST) but rejects values further out than this: 0..255 pixels, or a bug
+_FLOAT_SLACK = 10.0
+
 
 def _like(model):
     """The model's device and dtype, for the tensors a plot feeds it (data of any float dtype is shown)."""
     p = next(model.parameters())
     return {"device": p.device, "dtype": p.dtype}
+
+
+def _as_tensor(name, value, **like):
+    """``value`` (a tensor or array-like) as a tensor, with ``like``'s device and dtype if given."""
+    if not isinstance(value, torch.Tensor):
+        try:
+            value = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a tensor or an array of numbers, got {type(value).__name__}") from None
+    return value.to(**like)
+
+
+def _data(model, name, x, *, one=False):
+    """x as the model's input on its device and dtype: (N, D), or with ``one`` a single example as (1, D)."""
+    x = _as_tensor(name, x, **_like(model))
+    d = model.x_dim
+    if one:
+        if x.shape not in ((d,), (1, d)):
+            raise ValueError(f"{name} must be one example, shape ({d},) or (1, {d}), got {tuple(x.shape)}")
+        x = x.reshape(1, d)
+    elif x.dim() != 2 or x.shape[1] != d or x.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (N, {d}) with N >= 1, got {tuple(x.shape)}")
+    bernoulli = getattr(model, "likelihood", None) == "bernoulli"
+    _check_values(name, x, unit_interval=bernoulli, why="for a Bernoulli decoder")
+    return x
+
+
+def _label(model, y, n=None):
+    """y for a conditional model, on its device and dtype: one (cond_dim,) label for every image, or with
+    ``n``, one row per image, (n, cond_dim). None for an unconditional model."""
+    c = getattr(model, "cond_dim", 0)
+    if not c:
+        if y is not None:
+            raise ValueError("this model is not conditional (cond_dim=0): leave y out")
+        return None
+    want = f"({c},)" + ("" if n is None else f" or ({n}, {c})")
+    if y is None:
+        raise ValueError(f"this is a conditional model (cond_dim={c}): pass y=..., one-hot labels of shape {want}")
+    y = _as_tensor("y", y, **_like(model))
+    if y.shape not in ((c,), (1, c), *(() if n is None else ((n, c),))):
+        raise ValueError(f"y must have shape {want}, got {tuple(y.shape)}")
+    return y
+
+
+def _latent_pair(model, dims, what):
+    """Two different latent dimensions in 0..z_dim-1, or a ValueError naming dims and z_dim."""
+    z = model.z_dim
+    if z < 2:
+        raise ValueError(
+            f"{what} needs two latent dimensions but the model has z_dim={z}; "
+            "vc.latent_explorer(model, static=True) shows a one-dimensional latent space"
+        )
+    pair = _latent_dims(dims, z)
+    if len(pair) != 2 or pair[0] == pair[1]:
+        raise ValueError(f"dims must be two different latent dimensions in 0..{z - 1} (z_dim={z}), got {dims!r}")
+    return pair
+
+
+def _latent_dims(dims, z, name="dims"):
+    """``dims`` as a tuple of ints, each a latent dimension in 0..z-1, or a ValueError naming it and z_dim."""
+    try:
+        out = tuple(operator.index(d) for d in dims)  # ints, NumPy ints, integer 0-d tensors
+    except TypeError:
+        out = None
+    if out is None or any(isinstance(d, bool) for d in dims) or not all(0 <= d < z for d in out):
+        raise ValueError(f"{name} must hold latent dimensions in 0..{z - 1} (z_dim={z}), got {dims!r}")
+    return out
 
 
 def _side(d):
@@ -53,12 +131,41 @@ def _tile(images, ncols):
     return canvas
 
 
+def _grey_levels(images):
+    """Images as grey levels in [0, 1] (see ``show_images``); floats are returned as they are."""
+    if images.dtype == torch.bool:
+        return images.float()
+    lo, hi = (float(v) for v in torch.aminmax(images.detach()))
+    if not images.is_floating_point():
+        if lo < 0 or hi > 255:
+            raise ValueError(f"integer images must hold 0..255 grey levels (or 0/1), got values in [{lo:g}, {hi:g}]")
+        return images.float() / 255 if hi > 1 else images.float()
+    if lo < -_FLOAT_SLACK or hi > 1 + _FLOAT_SLACK:
+        raise ValueError(
+            f"float images must be grey levels in [0, 1], got values in [{lo:g}, {hi:g}]; "
+            "for 0..255 pixels pass images / 255 (or uint8 images)"
+        )
+    return images
+
+
 def show_images(images, ncols=10, title=None, ax=None, size=0.6):
-    """Show (N, D) images in a grid with ``ncols`` columns."""
-    images = torch.as_tensor(images)
+    """Show (N, D) images in a grid with ``ncols`` columns (fewer if N is smaller).
+
+    Float images are grey levels in [0, 1], drawn with 0 white and 1 black; values a little outside
+    (a Gaussian decoder's means) are clipped, values far outside (below -10 or above 11, e.g. 0..255
+    pixels as floats) raise a ValueError. Integer images (uint8) are 0..255 grey levels and are divided
+    by 255, unless they hold only 0s and 1s; bool images are binary.
+    """
+    images = _as_tensor("images", images)
+    ncols = _check_int("ncols", ncols)
     if images.dim() != 2 or images.shape[0] == 0:
         raise ValueError(f"images must have shape (N, D) with N >= 1, got {tuple(images.shape)}")
-    ncols = max(1, min(ncols, images.shape[0]))
+    return _grid(_grey_levels(images), ncols, title, ax, size)
+
+
+def _grid(images, ncols, title=None, ax=None, size=0.6):
+    """``show_images`` without its checks, for decoder means (drawn clipped to [0, 1], however far out)."""
+    ncols = min(ncols, images.shape[0])
     nrows = math.ceil(images.shape[0] / ncols)
     if ax is None:
         fig, ax = plt.subplots(figsize=(size * ncols + 0.2, size * nrows + (0.4 if title else 0.1)))
@@ -72,23 +179,36 @@ def show_images(images, ncols=10, title=None, ax=None, size=0.6):
 
 
 def plot_reconstructions(model, x, n=10, *, y=None, title="Top: data. Bottom: reconstructions"):
-    """Show ``n`` images of ``x`` and their reconstructions (decoder mean at the posterior mean)."""
-    x = x[:n].to(**_like(model))
-    recon = model.reconstruct(x, y=None if y is None else y[:n].to(x.device))
-    return show_images(torch.cat([x.cpu(), recon.cpu()]), ncols=x.shape[0], title=title)
+    """Show the first ``n`` images of ``x`` (all of them if x has fewer) and their reconstructions
+    (decoder mean at the posterior mean). A conditional model needs ``y``: (cond_dim,) or one row per image."""
+    n = _check_int("n", n)
+    x = _data(model, "x", x)[:n]
+    y = _label(model, y[:n] if y is not None and np.ndim(y) == 2 else y, x.shape[0])
+    recon = model.reconstruct(x, y=y)
+    return _grid(torch.cat([x.cpu(), recon.cpu()]), x.shape[0], title)
 
 
 def plot_samples(model, n=40, ncols=10, *, y=None, title="Samples: decoder means for z ~ N(0, I)"):
-    """Show ``n`` decoder means for latents drawn from the prior."""
-    return show_images(model.sample(n, y=y).cpu(), ncols=ncols, title=title)
+    """Show ``n`` decoder means for latents drawn from the prior (a conditional model: ``y`` of shape
+    (cond_dim,) for all, or (n, cond_dim))."""
+    n, ncols = _check_int("n", n), _check_int("ncols", ncols)
+    return _grid(model.sample(n, y=_label(model, y, n)).cpu(), ncols, title)
 
 
 @torch.no_grad()
-def plot_latent_scatter(model, x, labels, *, dims=(0, 1), title="Posterior means coloured by digit", ax=None):
-    """Scatter the posterior means E_q[z|x] in two latent dimensions, coloured by label."""
-    mu, _ = model.encode(x.to(**_like(model)))
+def plot_latent_scatter(model, x, labels, *, y=None, dims=(0, 1), title="Posterior means coloured by digit", ax=None):
+    """Scatter the posterior means E_q[z|x] in two latent dimensions, coloured by label.
+
+    ``labels`` colour the points (integers 0-9, one per example); a conditional model also needs ``y``,
+    its one-hot input: (cond_dim,) for all examples or one row per example.
+    """
+    dims = _latent_pair(model, dims, "plot_latent_scatter")
+    x = _data(model, "x", x)
+    mu, _ = model.encode(x, _label(model, y, x.shape[0]))
     mu = mu.cpu().numpy()
-    labels = torch.as_tensor(labels).cpu().numpy()
+    labels = _as_tensor("labels", labels).cpu().numpy()
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"labels must have one entry per example, shape ({x.shape[0]},), got {labels.shape}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.2, 4.4))
     else:
@@ -103,37 +223,77 @@ def plot_latent_scatter(model, x, labels, *, dims=(0, 1), title="Posterior means
 
 @torch.no_grad()
 def plot_traversal(
-    model, *, n=12, extent=2.5, dims=(0, 1), base=None, title="Decoder means over a grid of latent values"
+    model, *, n=12, extent=2.5, dims=(0, 1), base=None, y=None, title="Decoder means over a grid of latent values"
 ):
     """Decode an ``n`` x ``n`` grid in latent dimensions ``dims`` (others held at ``base``, default 0).
 
     With a 2-D latent space this is the whole learned manifold; ``extent`` is in prior standard
-    deviations.
+    deviations. A conditional model decodes every image with the one label ``y``, shape (cond_dim,).
     """
+    n = _check_int("n", n)
+    dims = _latent_pair(model, dims, "plot_traversal")
+    y = _label(model, y)
     like = _like(model)
-    z = torch.zeros(n * n, model.z_dim, **like) if base is None else base.to(**like).repeat(n * n, 1)
+    if base is None:
+        z = torch.zeros(n * n, model.z_dim, **like)
+    else:
+        base = _as_tensor("base", base, **like)
+        if base.shape not in ((model.z_dim,), (1, model.z_dim)):
+            raise ValueError(f"base must be one latent code, shape ({model.z_dim},), got {tuple(base.shape)}")
+        z = base.repeat(n * n, 1)
     grid = torch.linspace(-extent, extent, n, **like)
     z[:, dims[0]] = grid.repeat(n)
     z[:, dims[1]] = grid.flip(0).repeat_interleave(n)
-    fig = show_images(model.decode_mean(z).cpu(), ncols=n, title=title, size=0.45)
-    return fig
+    return _grid(model.decode_mean(z, y).cpu(), n, title, size=0.45)
 
 
 @torch.no_grad()
-def plot_interpolation(model, x_a, x_b, steps=10, title="Decoding the line between two codes"):
-    """Decode ``(1 - t) mu(x_a) + t mu(x_b)`` for ``steps`` values of t in [0, 1]."""
-    like = _like(model)
-    mu_a, _ = model.encode(x_a.reshape(1, -1).to(**like))
-    mu_b, _ = model.encode(x_b.reshape(1, -1).to(**like))
-    t = torch.linspace(0, 1, steps, **like).unsqueeze(1)  # (steps, 1)
+def plot_interpolation(model, x_a, x_b, steps=10, *, y=None, title="Decoding the line between two codes"):
+    """Decode ``(1 - t) mu(x_a) + t mu(x_b)`` for ``steps`` values of t in [0, 1].
+
+    ``x_a`` and ``x_b`` are single examples, shape (D,) or (1, D). A conditional model encodes both and
+    decodes the line with the one label ``y``, shape (cond_dim,).
+    """
+    steps = _check_int("steps", steps)
+    x_a, x_b = _data(model, "x_a", x_a, one=True), _data(model, "x_b", x_b, one=True)
+    y = _label(model, y)
+    mu_a, _ = model.encode(x_a, y)
+    mu_b, _ = model.encode(x_b, y)
+    t = torch.linspace(0, 1, steps, **_like(model)).unsqueeze(1)  # (steps, 1)
     z = (1 - t) * mu_a + t * mu_b  # (steps, Z)
-    return show_images(model.decode_mean(z).cpu(), ncols=steps, title=title)
+    return _grid(model.decode_mean(z, y).cpu(), steps, title)
+
+
+def _histories(histories, keys):
+    """``{name: history}`` from one history or a dict of them; every history has 'epoch' and ``keys``."""
+    if not isinstance(histories, Mapping):
+        raise TypeError(
+            "histories must be one history dict from vc.train, or a dict {name: history} for several runs "
+            f"(e.g. {{'run 1': h1, 'run 2': h2}}), got {type(histories).__name__}"
+        )
+    if "loss" in histories or "epoch" in histories:
+        histories = {"": histories}
+    if not histories:
+        raise ValueError("histories is empty")
+    for name, h in histories.items():
+        what = f"histories[{name!r}]" if name else "the history"
+        if not isinstance(h, Mapping) or "epoch" not in h:
+            raise ValueError(f"{what} must be a history dict from vc.train (with an 'epoch' entry), got {h!r:.80}")
+        missing = [k for k in keys if k not in h]
+        if missing:
+            raise ValueError(f"{what} has no {missing[0]!r} entry; keys must be among {list(h)}")
+    return histories
 
 
 def plot_history(histories, keys=("loss", "recon", "kl"), title=None):
-    """Plot per-epoch curves from ``vc.train`` histories (one dict, or {name: dict} for several runs)."""
-    if isinstance(histories, dict) and "loss" in histories:
-        histories = {"": histories}
+    """Plot per-epoch curves from ``vc.train`` histories (one dict, or {name: dict} for several runs).
+
+    ``keys``: the entries to plot, one panel each (a single key may be given as a string).
+    """
+    keys = (keys,) if isinstance(keys, str) else tuple(keys)
+    if not keys:
+        raise ValueError("keys must name at least one history entry, e.g. keys=('loss',)")
+    histories = _histories(histories, keys)
     labels = {
         "loss": "loss (negative objective)",
         "recon": "E_q log p(x|z)",

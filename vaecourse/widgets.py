@@ -8,10 +8,12 @@ In the static HTML book widgets cannot run; each function therefore also draws a
 when ``static=True`` and says how to run the live version.
 """
 
+from collections.abc import Mapping
+
 import matplotlib.pyplot as plt
 import torch
 
-from .plots import _like, show_images
+from .plots import _grid, _label, _latent_dims, _like
 
 __all__ = ["latent_explorer", "value_explorer"]
 
@@ -30,29 +32,34 @@ def _show(fig):
 
 
 @torch.no_grad()
-def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
+def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False, *, y=None):
     """Sliders over z (up to 8 dimensions, the rest held at 0); the decoder mean is redrawn live.
 
     Args:
         model: a trained VAE.
-        dims: which latent dimensions get sliders (default: the first ``min(Z, 8)``).
+        dims: which latent dimensions get sliders (default: the first ``min(Z, 8)``), each in 0..Z-1.
         extent: slider range in prior standard deviations.
         static: instead of widgets, return a figure decoding each chosen dimension at -extent..extent.
+        y: a conditional model's one-hot label, shape (cond_dim,), used for every decoded image.
     """
     like = _like(model)  # the model's device and dtype
-    dims = list(range(min(model.z_dim, 8))) if dims is None else list(dims)
+    y = _label(model, y)
+    if dims is None:
+        dims = list(range(min(model.z_dim, 8)))
+    else:
+        dims = list(_latent_dims(dims, model.z_dim))
+        if not dims or len(set(dims)) != len(dims):
+            raise ValueError(
+                f"dims must be different latent dimensions, at least one (z_dim={model.z_dim}), got {dims!r}"
+            )
     if static:
         n = 7
         vals = torch.linspace(-extent, extent, n, **like)
         z = torch.zeros(len(dims) * n, model.z_dim, **like)
         for row, d in enumerate(dims):
             z[row * n : (row + 1) * n, d] = vals
-        fig = show_images(
-            model.decode_mean(z).cpu(),
-            ncols=n,
-            title=f"Each row moves one latent dimension from -{extent:g} to {extent:g}",
-        )
-        return fig
+        title = f"Each row moves one latent dimension from -{extent:g} to {extent:g}"
+        return _grid(model.decode_mean(z, y).cpu(), n, title)
     import ipywidgets as W
 
     sliders = [
@@ -68,7 +75,7 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
             z[0, d] = s.value
         with out:
             out.clear_output(wait=True)
-            _show(show_images(model.decode_mean(z).cpu(), ncols=1, size=2.5))
+            _show(_grid(model.decode_mean(z, y).cpu(), 1, size=2.5))
 
     for s in sliders:
         s.observe(redraw, names="value")
@@ -79,8 +86,13 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False):
 def value_explorer(results, draw, description="value", static=False):
     """A slider over the keys of ``results``; ``draw(key, result)`` returns a figure for one key.
 
-    With ``static=True`` it returns the figure for every key, side by side, instead of a widget.
+    ``results`` is a dict ``{value: result}`` (e.g. ``{beta: model}``). With ``static=True`` it returns
+    the figure for every key, side by side, instead of a widget.
     """
+    if not isinstance(results, Mapping):
+        raise TypeError(f"results must be a dict {{value: result}}, e.g. {{beta: model}}, got {type(results).__name__}")
+    if not callable(draw):
+        raise TypeError(f"draw must be a function draw(key, result) returning a figure, got {type(draw).__name__}")
     keys = list(results)
     if not keys:
         raise ValueError("results is empty")
