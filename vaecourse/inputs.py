@@ -24,7 +24,7 @@ def _broadcasts_to(t, shape):
 class InputChecks:
     """The checks every estimator runs on its inputs before any computation."""
 
-    def _check_x(self, x, y=None):
+    def _check_x(self, x):
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
@@ -33,8 +33,6 @@ class InputChecks:
             raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
         bernoulli = getattr(self, "likelihood", None) == "bernoulli"
         _check_values("x", x, unit_interval=bernoulli, why="for a Bernoulli decoder")
-        if self.cond_dim and y is None:
-            raise ValueError("this is a conditional model: pass y (one-hot labels of shape (B, cond_dim))")
 
     def _check_y(self, y, lead):
         """y for a conditional model: float labels broadcasting to (*lead, cond_dim); None otherwise."""
@@ -60,7 +58,7 @@ class InputChecks:
 
     def _check_input(self, x, y=None):
         """``_check_x``, plus what the encoder needs: y, and x on the model's device and dtype."""
-        self._check_x(x, y)
+        self._check_x(x)
         self._check_y(y, x.shape[:-1])
         p = next(self.parameters(), None)
         if p is not None and x.device != p.device:

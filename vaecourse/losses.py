@@ -206,9 +206,7 @@ def free_bits_kl(kl_per_dim, free_bits):
     kl_per_dim = _tensor("kl_per_dim", kl_per_dim)
     if kl_per_dim.dim() < 2:
         raise ValueError(f"kl_per_dim must have shape (B, Z), got {tuple(kl_per_dim.shape)}")
-    if not isinstance(free_bits, numbers.Real) or isinstance(free_bits, bool) or not 0 <= free_bits < math.inf:
-        raise ValueError(f"free_bits must be a finite number >= 0, got {free_bits!r}")
-    return _free_bits_kl(kl_per_dim, free_bits)
+    return _free_bits_kl(kl_per_dim, _check_number("free_bits", free_bits))
 
 
 def reparameterize(mu, logvar, k=None, *, eps=None):
