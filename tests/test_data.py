@@ -123,11 +123,19 @@ def test_loader_seed_must_be_a_non_negative_int(seed):
 
 def test_binarize_seed_is_checked():
     x = torch.full((100,), 0.5)
-    for seed in (1.7, True, -1, 2**63, 2**70):
-        with pytest.raises(ValueError, match="seed must be"):
+    for seed in (1.7, True, 2**64, -(2**63) - 1, 2**70):
+        with pytest.raises(ValueError, match="seed must be an integer in"):
             vc.binarize(x, seed=seed)
     assert torch.equal(vc.binarize(x, seed=np.int64(3)), vc.binarize(x, seed=3))
-    vc.binarize(x, seed=2**63 - 1)  # the largest accepted seed
+    assert torch.equal(vc.binarize(x, seed=torch.tensor(3)), vc.binarize(x, seed=3))
+    for seed in (-1, -(2**63), 2**63, 2**64 - 1):  # every seed torch's generators take
+        assert vc.binarize(x, seed=seed).shape == (100,)
+
+
+def test_loader_seed_none_draws_a_random_split():
+    a, b = vc.load_digits(seed=None), vc.load_digits(seed=None)
+    assert a.x_train.shape == b.x_train.shape == vc.load_digits().x_train.shape
+    assert not torch.equal(a.y_train, b.y_train)  # two random splits (equal by chance: ~never)
 
 
 def test_read_idx_rejects_truncated_files_and_gives_native_arrays(tmp_path):

@@ -322,7 +322,8 @@ def _cvae():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda c: c.elbo(torch.rand(4, 12), y=torch.tensor([0, 1, 2, 3])), "float labels, got torch.int64"),
+        (lambda c: c.elbo(torch.rand(4, 12), y=torch.tensor([0, 1, 2, 3])), "integer y must hold one-hot rows"),
+        (lambda c: c.elbo(torch.rand(4, 12), y=torch.tensor([0, 1, 2, 3])[:, None]), "one_hot\\(labels, 4\\)"),
         (lambda c: c.elbo(torch.rand(4, 12), y=torch.full((4, 4), float("nan"))), "y contains NaN"),
         (lambda c: c.sample(3), r"conditional model: pass y \(one-hot labels of shape \(3, 4\)\)"),
         (lambda c: c.ancestral_sample(3), "conditional model: pass y"),
@@ -365,7 +366,7 @@ def test_elbo_checks_beta_and_free_bits_as_train_does(kwargs, message):
         (dict(cond_dim=-1), "cond_dim must be an integer >= 0"),
         (dict(cond_dim=2.5), "cond_dim must be an integer"),
         (dict(cond_dim=True), "cond_dim must be an integer"),
-        (dict(hidden="8"), "hidden must be a tuple of layer sizes"),
+        (dict(hidden="8"), "hidden must be layer sizes such as"),
         (dict(decoder_hidden=(8, 0)), "decoder_hidden must be an integer >= 1"),
         (dict(activation=torch.nn.ReLU()), "nn.Module class"),
         (dict(activation="swish"), "activation must be one of"),
@@ -377,6 +378,37 @@ def test_elbo_checks_beta_and_free_bits_as_train_does(kwargs, message):
 def test_vae_constructor_names_a_bad_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         vc.VAE(12, 3, **kwargs)
+
+
+def test_integer_and_bool_one_hot_labels_work_as_float_ones():
+    c, x = _cvae(), torch.rand(6, 12)
+    y = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 1, 0]), 4)  # int64, as one_hot returns
+    vc.set_seed(1)
+    want = c.elbo(x, y=y.float())
+    for labels in (y, y.bool()):
+        vc.set_seed(1)
+        torch.testing.assert_close(c.elbo(x, y=labels), want)
+    assert c.sample(6, y=y).shape == (6, 12)
+
+
+def test_vae_constructor_takes_what_it_took_before():
+    """Factories for activations, any sequence of sizes, numpy and tensor numbers, cond_dim=None."""
+    import functools
+
+    import numpy as np
+
+    leaky = vc.VAE(12, 3, hidden=np.array([8]), activation=functools.partial(torch.nn.LeakyReLU, 0.2))
+    assert isinstance(leaky.encoder[1], torch.nn.LeakyReLU) and leaky.encoder[1].negative_slope == 0.2
+    assert vc.VAE(12, 3, hidden=range(8, 9), activation=lambda: torch.nn.ELU()).encoder[0].out_features == 8
+    assert vc.VAE(12, 3, hidden=np.int64(8), cond_dim=torch.tensor(2)).cond_dim == 2
+    assert vc.VAE(12, 3, cond_dim=None).cond_dim == 0
+    gauss = vc.VAE(12, 3, likelihood="gaussian", obs_logvar=torch.tensor(-1.0))
+    assert float(gauss.obs_logvar) == -1.0
+    model, x = vc.VAE(12, 3, hidden=(8,)), torch.rand(5, 12)
+    vc.set_seed(2)
+    want = model.elbo(x, beta=0.5, free_bits=0.1)
+    vc.set_seed(2)
+    torch.testing.assert_close(model.elbo(x, beta=torch.tensor(0.5), free_bits=np.float32(0.1)), want)
 
 
 def test_vae_takes_one_int_as_one_hidden_layer():

@@ -176,10 +176,13 @@ def test_arrays_are_accepted_everywhere(small):
 
 def test_interpolation_takes_two_single_examples(small):
     model, _, x, _ = small
-    with pytest.raises(ValueError, match=r"x_a must be one example, shape \(16,\) or \(1, 16\), got \(2, 16\)"):
+    with pytest.raises(ValueError, match=r"x_a must be one example of 16 values, e.g. shape \(16,\), got \(2, 16\)"):
         vc.plot_interpolation(model, x[:2], x[2:4])
     with pytest.raises(ValueError, match="x_b must be one example"):
         vc.plot_interpolation(model, x[0], x)
+    want = _pixels(vc.plot_interpolation(model, x[0], x[1], steps=4))
+    assert np.array_equal(_pixels(vc.plot_interpolation(model, x[0].reshape(4, 4), x[1:2], steps=4)), want)  # images
+    plt.close("all")
 
 
 def test_latent_dims_are_checked(small):
@@ -188,7 +191,7 @@ def test_latent_dims_are_checked(small):
     for call in (lambda: vc.plot_latent_scatter(one, x, torch.arange(6)), lambda: vc.plot_traversal(one, n=3)):
         with pytest.raises(ValueError, match="needs two latent dimensions but the model has z_dim=1"):
             call()
-    for dims in ((0, 3), (-1, 0), (1, 1), (0,), 2):
+    for dims in ((0, 3), (-4, 0), (1, 1), (2, -1), (0,), 2):
         with pytest.raises(ValueError, match=r"dims must .*latent dimensions in 0..2 \(z_dim=3\)"):
             vc.plot_latent_scatter(model, x, torch.arange(6), dims=dims)
         with pytest.raises(ValueError, match=r"dims must .*z_dim=3"):
@@ -197,7 +200,23 @@ def test_latent_dims_are_checked(small):
         with pytest.raises(ValueError, match=r"dims must .*z_dim=3"):
             vc.latent_explorer(model, dims=dims, static=True)
     assert isinstance(vc.latent_explorer(one, static=True), matplotlib.figure.Figure)  # Z = 1: one row
+    # negative dimensions count from the end, as Python indices do
+    assert np.array_equal(
+        _pixels(vc.plot_traversal(model, n=3, dims=(-1, 0))), _pixels(vc.plot_traversal(model, n=3, dims=(2, 0)))
+    )
+    labels = torch.arange(6)
+    a = vc.plot_latent_scatter(model, x, labels[:, None], dims=(-1, 0)).axes[0].collections[0].get_offsets()
+    b = vc.plot_latent_scatter(model, x, labels, dims=(2, 0)).axes[0].collections[0].get_offsets()  # (N,) labels
+    assert np.array_equal(np.asarray(a), np.asarray(b))
     plt.close("all")
+
+
+def test_show_images_names_nan_and_infinite_pixels():
+    for bad in (float("nan"), float("inf")):
+        images = torch.rand(2, 16)
+        images[1, 3] = bad
+        with pytest.raises(ValueError, match="images contain NaN or infinite values"):
+            vc.show_images(images)
 
 
 def test_plot_history_arguments():

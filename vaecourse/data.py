@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .losses import _check_int, _check_values
+from .losses import _check_values, _scalar
 
 __all__ = ["Split", "load_digits", "load_mnist", "binarize", "read_idx", "download_mnist", "MNIST_FILES"]
 
@@ -50,25 +50,25 @@ def _stratified_split(labels, test_fraction, seed):
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def _check_seed(seed, high):
-    """A seed: an int in [0, high) (bools rejected), or a ValueError naming it."""
-    seed = _check_int("seed", seed, 0)
-    if seed >= high:
-        raise ValueError(f"seed must be below 2**{high.bit_length() - 1}, got {seed}")
-    return seed
+def _check_seed(seed, low, high):
+    """A seed: an int (or a one-element integer tensor) in [low, high), bools rejected; else a ValueError."""
+    seed = _scalar(seed)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed < high:
+        raise ValueError(f"seed must be an integer in [{low}, {high}) or None, got {seed!r}")
+    return int(seed)
 
 
 def binarize(x, *, seed=None):
     """Sample binary images: each pixel is 1 with probability equal to its grey level.
 
-    ``seed``: None (the global generator), or an integer in [0, 2**63) for a fixed result.
+    ``seed``: None (the global generator), or an integer torch accepts (-2**63 to 2**64 - 1) for a fixed result.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError("x must be a floating torch.Tensor of grey levels in [0, 1]")
     _check_values("x", x, unit_interval=True, why="to be used as Bernoulli probabilities")
     gen = None
     if seed is not None:
-        gen = torch.Generator(device=x.device).manual_seed(_check_seed(seed, 2**63))
+        gen = torch.Generator(device=x.device).manual_seed(_check_seed(seed, -(2**63), 2**64))
     return torch.bernoulli(x, generator=gen)
 
 
@@ -76,7 +76,7 @@ def _make_split(images, labels, scale, test_fraction, binarized, seed):
     real = isinstance(test_fraction, numbers.Real) and not isinstance(test_fraction, bool)
     if not (real and 0 < test_fraction < 1):
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    seed = _check_seed(seed, 2**32)  # NumPy's RandomState takes seeds below 2**32
+    seed = None if seed is None else _check_seed(seed, 0, 2**32)  # NumPy's RandomState: [0, 2**32); None: random
     x = torch.as_tensor(np.asarray(images, dtype=np.float32) / scale)
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     tr, te = _stratified_split(y.numpy(), test_fraction, seed)
@@ -97,7 +97,8 @@ def load_digits(*, binarized=False, test_fraction=0.2, seed=0):
 
     Args:
         binarized: sample a fixed binary version (``binarize`` with ``seed``) instead of grey levels.
-        test_fraction, seed: the stratified split (keep the defaults to match the book).
+        test_fraction, seed: the stratified split (keep the defaults to match the book; ``seed=None``
+            draws a random split).
     """
     from sklearn.datasets import load_digits as _sk_digits
 

@@ -43,18 +43,18 @@ class InputChecks:
         want = (*lead, self.cond_dim)
         if y is None:
             raise ValueError(f"this is a conditional model: pass y (one-hot labels of shape {want})")
+        one_hot = f"for class indices use torch.nn.functional.one_hot(labels, {self.cond_dim})"
         if not _broadcasts_to(y, want):
             shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise ValueError(f"y must be a tensor of shape {want} (or ({self.cond_dim},) for all), got {shape}")
-        if not y.is_floating_point():
-            raise ValueError(
-                f"y must hold float labels, got {y.dtype}; for class indices use "
-                f"torch.nn.functional.one_hot(labels, {self.cond_dim}).float()"
-            )
+            hint = f"; {one_hot}" if isinstance(y, torch.Tensor) and not y.is_floating_point() else ""
+            raise ValueError(f"y must be a tensor of shape {want} (or ({self.cond_dim},) for all), got {shape}{hint}")
         p = next(self.parameters(), None)
         if p is not None and y.device != p.device:
             raise ValueError(f"y is on {y.device} but the model is on {p.device}; move y with y.to({str(p.device)!r})")
-        _check_values("y", y)
+        if y.is_floating_point():
+            _check_values("y", y)
+        elif y.dtype != torch.bool and not bool(((y == 0) | (y == 1)).all()):  # integer labels: one-hot 0/1
+            raise ValueError(f"integer y must hold one-hot rows of 0s and 1s; {one_hot}")
 
     def _check_input(self, x, y=None):
         """``_check_x``, plus what the encoder needs: y, and x on the model's device and dtype."""

@@ -85,6 +85,12 @@ def _broadcastable(*named):
         raise ValueError(f"shapes do not broadcast: {desc}") from None
 
 
+def _scalar(value):
+    """A one-element tensor or NumPy array as its Python number; anything else as it is."""
+    size = value.numel() if isinstance(value, torch.Tensor) else getattr(value, "size", None)  # NumPy: .size
+    return value.item() if size == 1 and hasattr(value, "item") else value
+
+
 def _check_int(name, value, low=1):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -96,7 +102,8 @@ def _check_k(k):
 
 
 def _check_real(name, value, where="", within=lambda v: True):
-    """float(value) for a finite real number (not a bool) ``where`` (e.g. "in [0, 1]") ``within`` says."""
+    """float(value) for a finite real number (not a bool; see ``_scalar``) ``where`` ``within`` says."""
+    value = _scalar(value)
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not within(value):
         raise ValueError(f"{name} must be a finite number{' ' + where if where else ''}, got {value!r}")
@@ -281,9 +288,8 @@ def bernoulli_log_likelihood(x, logits):
         logits = logits.expand(shape)
     saturated = torch.isinf(logits)
     if bool(saturated.any()):  # a logit of +-inf: log p is 0 where x agrees with it, -inf elsewhere
-        per_pixel = -F.binary_cross_entropy_with_logits(
-            logits.masked_fill(saturated, 0), x.expand(shape), reduction="none"
-        )
+        safe = logits.masked_fill(saturated, 0)
+        per_pixel = -F.binary_cross_entropy_with_logits(safe, x.expand(shape), reduction="none")
         limit = torch.where(x == (logits > 0).to(x.dtype), 0.0, -math.inf)
         return torch.where(saturated, limit, per_pixel).sum(-1)
     return _bernoulli_log_likelihood(x, logits)

@@ -13,6 +13,7 @@ Kingma et al. 2016 (free bits); Sohn et al. 2015 (conditional VAE); Higgins et a
 """
 
 import math
+import numbers
 
 import torch
 import torch.nn as nn
@@ -29,6 +30,7 @@ from .losses import (
     _log_normal,
     _log_standard_normal,
     _reparameterize,
+    _scalar,
 )
 
 __all__ = ["VAE"]
@@ -88,11 +90,11 @@ def _positive_int(name, value):
 
 def _sizes(name, sizes):
     """Hidden layer sizes as a tuple of positive ints; a single int is one layer."""
-    if isinstance(sizes, int) and not isinstance(sizes, bool):
+    if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
         sizes = (sizes,)
-    if not isinstance(sizes, (tuple, list)):
-        raise ValueError(f"{name} must be a tuple of layer sizes such as (400,), got {sizes!r}")
-    return tuple(_positive_int(name, h) for h in sizes)
+    if isinstance(sizes, str) or not hasattr(sizes, "__iter__"):
+        raise ValueError(f"{name} must be layer sizes such as (400,) or [400, 200], got {sizes!r}")
+    return tuple(_positive_int(name, _scalar(h)) for h in sizes)
 
 
 class _LatentModel(InputChecks, nn.Module):
@@ -252,15 +254,16 @@ class VAE(_LatentModel):
         super().__init__()
         self.x_dim = _positive_int("x_dim", x_dim)
         self.z_dim = _positive_int("z_dim", z_dim)
-        self.cond_dim = _check_int("cond_dim", cond_dim, 0)
+        self.cond_dim = 0 if cond_dim is None else _check_int("cond_dim", _scalar(cond_dim), 0)
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
         self.likelihood = likelihood
         if isinstance(activation, str) and activation in _ACTIVATIONS:
             activation = _ACTIVATIONS[activation]
-        if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
+        if isinstance(activation, (str, nn.Module)) or not callable(activation):  # called once per layer
             raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)} or an nn.Module class, got {activation!r}"
+                f"activation must be one of {sorted(_ACTIVATIONS)}, an nn.Module class or a function returning "
+                f"a module (e.g. functools.partial(nn.LeakyReLU, 0.2)), got {activation!r}"
             )
         hidden = _sizes("hidden", hidden)
         decoder_hidden = tuple(reversed(hidden)) if decoder_hidden is None else _sizes("decoder_hidden", decoder_hidden)

@@ -59,9 +59,9 @@ def _data(model, name, x, *, one=False):
     x = _as_tensor(name, x, **_like(model))
     d = model.x_dim
     if one:
-        if x.shape not in ((d,), (1, d)):
-            raise ValueError(f"{name} must be one example, shape ({d},) or (1, {d}), got {tuple(x.shape)}")
-        x = x.reshape(1, d)
+        if x.numel() != d:
+            raise ValueError(f"{name} must be one example of {d} values, e.g. shape ({d},), got {tuple(x.shape)}")
+        x = x.reshape(1, d)  # (D,), (1, D) or an image
     elif x.dim() != 2 or x.shape[1] != d or x.shape[0] == 0:
         raise ValueError(f"{name} must have shape (N, {d}) with N >= 1, got {tuple(x.shape)}")
     bernoulli = getattr(model, "likelihood", None) == "bernoulli"
@@ -106,9 +106,11 @@ def _latent_dims(dims, z, name="dims"):
         out = tuple(operator.index(d) for d in dims)  # ints, NumPy ints, integer 0-d tensors
     except TypeError:
         out = None
-    if out is None or any(isinstance(d, bool) for d in dims) or not all(0 <= d < z for d in out):
-        raise ValueError(f"{name} must hold latent dimensions in 0..{z - 1} (z_dim={z}), got {dims!r}")
-    return out
+    if out is None or any(isinstance(d, bool) for d in dims) or not all(-z <= d < z for d in out):
+        raise ValueError(
+            f"{name} must hold latent dimensions in 0..{z - 1} (z_dim={z}) or -1..-{z} from the end, got {dims!r}"
+        )
+    return tuple(d % z for d in out)  # negative indices count from the end, as in Python
 
 
 def _side(d):
@@ -136,6 +138,8 @@ def _grey_levels(images):
     if images.dtype == torch.bool:
         return images.float()
     lo, hi = (float(v) for v in torch.aminmax(images.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # a NaN shows up in both ends
+        raise ValueError(f"images contain NaN or infinite values (range [{lo}, {hi}])")
     if not images.is_floating_point():
         if lo < 0 or hi > 255:
             raise ValueError(f"integer images must hold 0..255 grey levels (or 0/1), got values in [{lo:g}, {hi:g}]")
@@ -182,7 +186,7 @@ def plot_reconstructions(model, x, n=10, *, y=None, title="Top: data. Bottom: re
     """Show the first ``n`` images of ``x`` (all of them if x has fewer) and their reconstructions
     (decoder mean at the posterior mean). A conditional model needs ``y``: (cond_dim,) or one row per image."""
     n = _check_int("n", n)
-    x = _data(model, "x", x)[:n]
+    x = _data(model, "x", _as_tensor("x", x)[:n])  # only the images shown are moved and checked
     y = _label(model, y[:n] if y is not None and np.ndim(y) == 2 else y, x.shape[0])
     recon = model.reconstruct(x, y=y)
     return _grid(torch.cat([x.cpu(), recon.cpu()]), x.shape[0], title)
@@ -207,6 +211,7 @@ def plot_latent_scatter(model, x, labels, *, y=None, dims=(0, 1), title="Posteri
     mu, _ = model.encode(x, _label(model, y, x.shape[0]))
     mu = mu.cpu().numpy()
     labels = _as_tensor("labels", labels).cpu().numpy()
+    labels = labels.reshape(-1) if labels.size == x.shape[0] else labels  # (N,) or (N, 1)
     if labels.shape != (x.shape[0],):
         raise ValueError(f"labels must have one entry per example, shape ({x.shape[0]},), got {labels.shape}")
     if ax is None:

@@ -134,10 +134,8 @@ def _capture_for(device, kl_schedule):
 
 
 def _schedule_weight(kl_schedule, step):
-    """kl_schedule(step), checked: a Python float in [0, 1] (a one-element tensor is read out)."""
-    w = kl_schedule(step)
-    w = w.item() if isinstance(w, torch.Tensor) and w.numel() == 1 else w
-    return _check_real(f"kl_schedule's weight at step {step}", w, "in [0, 1]", lambda v: 0 <= v <= 1)
+    """kl_schedule(step), checked: a finite Python float >= 0 (a one-element tensor or array is read out)."""
+    return _check_number(f"kl_schedule's weight at step {step}", kl_schedule(step))
 
 
 def train(
@@ -166,7 +164,7 @@ def train(
         batch_size, lr: minibatch size and Adam learning rate.
         objective: ``"elbo"`` (``k`` samples averaged in the reconstruction term) or ``"iwae"``
             (the ``k``-sample importance-weighted bound).
-        beta: KL weight; with ``kl_schedule`` (step -> a weight in [0, 1]) the weight at step t is
+        beta: KL weight; with ``kl_schedule`` (step -> a weight >= 0, usually in [0, 1]) the weight at step t is
             ``beta * kl_schedule(t)``.
         free_bits: per-dimension KL floor in nats (Kingma et al. 2016), ELBO objective only.
         device: where to train; ``None`` asks ``vc.get_device()``.
@@ -280,21 +278,29 @@ def train(
 def latent_activity(model, x, *, y=None, batch_size=1000):
     """Per-dimension activity ``Cov_x(E_q[z_j | x])`` over the examples in ``x``, shape (Z,).
 
-    ``x`` is (N, D) in the model's dtype, N >= 2; ``y`` (N, C), or (C,) for every example."""
-    dev = next(model.parameters()).device  # data elsewhere (a CPU tensor for a GPU model) is moved
-    x, y = (t.to(dev) if isinstance(t, torch.Tensor) else t for t in (x, y))
-    model._check_input(x, y)
+    ``x`` is (N, D) in the model's dtype, N >= 2, on any device (each batch is moved to the model's);
+    ``y`` (N, C), or (C,) for every example."""
+    model._check_x(x)
     if x.dim() != 2:
         raise ValueError(f"x must have shape (N, {model.x_dim}), got {tuple(x.shape)}")
     if x.shape[0] < 2:  # a variance over examples: undefined for none or one
         raise ValueError(f"x needs at least two examples to measure latent activity, got {x.shape[0]}")
     batch_size = _check_int("batch_size", batch_size)
+    dev = next(model.parameters()).device
+    y = y.to(dev) if isinstance(y, torch.Tensor) else y  # labels are small: moved at once
+    model._check_y(y, x.shape[:-1])
     xs = x.split(batch_size)  # (B, D) each
     ys = [None] * len(xs) if y is None else y.expand(x.shape[0], model.cond_dim).split(batch_size)  # (C,): for all
     was_training = model.training
     model.eval()
-    means = [model.encode(xb, yb)[0] for xb, yb in zip(xs, ys)]  # (B, Z) each
-    model.train(was_training)
+    means = []
+    try:
+        for xb, yb in zip(xs, ys):
+            xb = xb.to(dev)
+            model._check_input(xb, yb)  # the model's dtype
+            means.append(model.encode(xb, yb)[0])  # (B, Z)
+    finally:
+        model.train(was_training)
     return torch.cat(means).var(0, unbiased=True)  # (N, Z) -> (Z,)
 
 
