@@ -36,19 +36,19 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
 #
 # `make test` runs every test in tests/ and every notebook in book/, in two steps, so that both
 # cores stay busy (one pytest run left one of them idle 30% of the time: most checks run on one core):
-#   1. four lanes, two at a time: the light chapters, the package's unit tests, the browser checks
+#   1. four lanes, two at a time: the browser checks (after building the book, so that the build
+#      overlaps the other lanes), the light chapters, the package's unit tests
 #      and the exercise notebooks. The unit tests run on one OpenMP thread there: a training step
 #      on two threads next to another busy process waits at every barrier (6-16x slower).
 #   2. then, alone, what uses both cores itself: the chapters that train at length and the
 #      autograder round trip (which grades in two processes).
 # Each lane's output is printed when it ends; `make test` fails if any step fails (or collects nothing).
 HEAVY   := book/04_reparameterization.ipynb book/05_posterior_collapse.ipynb book/06_iwae.ipynb tests/test_autograder.py
-LANES   := test-lane-chapters test-lane-package test-lane-browser test-lane-exercises
+LANES   := test-lane-browser test-lane-chapters test-lane-package test-lane-exercises
 .PHONY: $(LANES)
 PYTEST  := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -p no:cacheprovider
 
 test: $(STAMP)
-	$(MAKE) --no-print-directory book
 	@status=0; \
 	$(MAKE) --no-print-directory -k -j2 --output-sync=target $(LANES) || status=1; \
 	echo "== heavy: $(HEAVY)"; \
@@ -64,7 +64,8 @@ test-lane-package: $(STAMP)
 	OMP_NUM_THREADS=1 $(PYTEST) tests --ignore=tests/test_browser.py $(addprefix --ignore=,$(filter tests/%,$(HEAVY)))
 
 test-lane-browser: $(STAMP)
-	@echo "== lane: browser"
+	@echo "== lane: browser (builds the book first, as \`make book\` does)"
+	$(MAKE) --no-print-directory book
 	$(PYTEST) tests/test_browser.py
 
 test-lane-exercises: $(STAMP)
