@@ -95,13 +95,14 @@ def _latent_pair(model, dims, what):
             "vc.latent_explorer(model, static=True) shows a one-dimensional latent space"
         )
     pair = _latent_dims(dims, z)
-    if len(pair) != 2 or pair[0] == pair[1]:
+    if len(pair) != 2:
         raise ValueError(f"dims must be two different latent dimensions in 0..{z - 1} (z_dim={z}), got {dims!r}")
     return pair
 
 
 def _latent_dims(dims, z, name="dims"):
-    """``dims`` as a tuple of ints, each a latent dimension in 0..z-1, or a ValueError naming it and z_dim."""
+    """``dims`` as a tuple of different latent dimensions (at least one) in 0..z-1; negative ones count
+    from the end, as Python indices do. Otherwise a ValueError naming it and z_dim."""
     try:
         out = tuple(operator.index(d) for d in dims)  # ints, NumPy ints, integer 0-d tensors
     except TypeError:
@@ -110,7 +111,10 @@ def _latent_dims(dims, z, name="dims"):
         raise ValueError(
             f"{name} must hold latent dimensions in 0..{z - 1} (z_dim={z}) or -1..-{z} from the end, got {dims!r}"
         )
-    return tuple(d % z for d in out)  # negative indices count from the end, as in Python
+    out = tuple(d % z for d in out)
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"{name} must be different latent dimensions in 0..{z - 1} (z_dim={z}), got {dims!r}")
+    return out
 
 
 def _side(d):

@@ -44,14 +44,7 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False, *, y=N
     """
     like = _like(model)  # the model's device and dtype
     y = _label(model, y)
-    if dims is None:
-        dims = list(range(min(model.z_dim, 8)))
-    else:
-        dims = list(_latent_dims(dims, model.z_dim))
-        if not dims or len(set(dims)) != len(dims):
-            raise ValueError(
-                f"dims must be different latent dimensions, at least one (z_dim={model.z_dim}), got {dims!r}"
-            )
+    dims = list(range(min(model.z_dim, 8))) if dims is None else list(_latent_dims(dims, model.z_dim))
     if static:
         n = 7
         vals = torch.linspace(-extent, extent, n, **like)
