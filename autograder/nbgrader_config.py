@@ -40,6 +40,7 @@ from vaecourse_grader import (  # noqa: E402
     ResilientExecute,
     RestoreMissingCells,
     SanitizeSubmission,
+    SubmissionExporter,
     TagExpectedErrors,
 )
 
@@ -92,6 +93,8 @@ c.Execute.shutdown_kernel = "immediate"
 # ResilientExecute then starts another kernel (startup_attempts) instead of dropping the submission.
 c.ResilientExecute.startup_attempts = 3
 c.ResilientExecute.max_timeouts = 2
+# A file that is not a readable notebook is graded as the blank release, with a cell saying why.
+c.Autograde.exporter_class = SubmissionExporter
 c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back, then fails or passes
 c.Autograde.sanitize_preprocessors = [
     ClearOutput,

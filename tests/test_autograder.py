@@ -8,7 +8,8 @@ One module-scoped fixture does the expensive part once:
 3. students ``alice`` (reference answers) and ``bob`` (a typical bug) go through the local
    exchange: release_assignment, fetch_assignment, submit, collect;
 4. fake students are dropped into submitted/: for every assignment the reference answers, the blank
-   release and a typical bug; for ex3 each way of cheating in ``exercise_kit.CHEATS``;
+   release and a typical bug; for ex3 each way of cheating in ``exercise_kit.CHEATS``; for ex6 a
+   file cut off in the upload (no longer a notebook);
 5. ``nbgrader autograde "*"``, ``generate_feedback "*"`` and ``export`` run in both courses.
 
 The tests then read scores from the gradebooks, the CSV exports and the feedback files.
@@ -36,6 +37,7 @@ CHEATS_A = ["hardcoded", "always-equal", "patched-allclose", "infinite-loop"]
 CHEATS_B = ["edited-tests", "deleted-tests", "retyped-tests", "stubborn-loop", "os-exit"]
 ASSIGNMENTS_A = ["ex1_latent_models", "ex2_elbo", "ex3_gaussian_kl"]
 INVERT_ASSIGNMENT = "ex1_latent_models"  # `nbgrader validate --invert` on its blank release
+UNREADABLE_ASSIGNMENT = "ex6_iwae"  # course B gets the first half of its release file as a submission
 
 
 def _cli(*args, cwd, log):
@@ -104,6 +106,11 @@ def graded(tmp_path_factory):
             kit.release_nb(kit.CHEAT_ASSIGNMENT, release_root)
         )
     digests = {("B",) + key: _digest(_submit(ag_b, *key, nb)) for key, nb in subs_b.items()}
+    cut = ag_b / "submitted" / "unreadable" / UNREADABLE_ASSIGNMENT / f"{UNREADABLE_ASSIGNMENT}.ipynb"
+    cut.parent.mkdir(parents=True)
+    text = (release_root / UNREADABLE_ASSIGNMENT / f"{UNREADABLE_ASSIGNMENT}.ipynb").read_text()
+    cut.write_text(text[: len(text) // 2])  # invalid JSON, as an interrupted upload leaves it
+    digests[("B", "unreadable", UNREADABLE_ASSIGNMENT)] = _digest(cut)
     t_grade = time.perf_counter()
     grade_b = _cli("autograde", "*", f"--Execute.timeout={TIMEOUT}", cwd=ag_b, log=tmp / "autograde_B.log")
 
@@ -170,7 +177,7 @@ def graded(tmp_path_factory):
     times["autograde, course B done after"] = time.perf_counter() - t_grade
     _wait(grade_a, tmp / "autograde_A.log", "autograde in course A")
     times["autograde, both courses in parallel"] = time.perf_counter() - t_grade
-    n_subs = len(subs_a) + len(subs_b) + len(ROUND_TRIP)
+    n_subs = len(subs_a) + len(subs_b) + len(ROUND_TRIP) + 1  # + the unreadable one
 
     # 5. feedback and grades
     with kit.timer(times, "generate_feedback, both courses"):
@@ -278,6 +285,19 @@ def test_mangled_notebook_with_correct_answers_scores_full_marks(graded, student
     s = graded["scores"][(student, kit.CHEAT_ASSIGNMENT)]
     assert s["score"] == _auto_max(kit.CHEAT_ASSIGNMENT), s["cells"]
     assert s["max"] == _auto_max(kit.CHEAT_ASSIGNMENT) + kit.manual_points(kit.CHEAT_ASSIGNMENT)
+
+
+def test_unreadable_file_scores_zero_with_feedback_that_says_why(graded):
+    """A submission that is not a notebook is graded as the blank release (autograde still exits 0,
+    which the fixture checks); the student's feedback explains, and the file is kept (test below)."""
+    s = graded["scores"][("unreadable", UNREADABLE_ASSIGNMENT)]
+    assert s["score"] == 0
+    assert s["max"] == _auto_max(UNREADABLE_ASSIGNMENT) + kit.manual_points(UNREADABLE_ASSIGNMENT)
+    tests = {kit.grade_id(c) for c in kit.source_nb(UNREADABLE_ASSIGNMENT).cells if kit.is_test(c)}
+    assert tests <= set(s["cells"]), "every test cell is graded"
+    fb = graded["courses"]["B"] / "feedback" / "unreadable" / UNREADABLE_ASSIGNMENT / f"{UNREADABLE_ASSIGNMENT}.html"
+    page = fb.read_text()
+    assert "This submission could not be read" in page and "not valid JSON" in page
 
 
 def test_nothing_is_lost(graded):
