@@ -38,12 +38,12 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
 #
 # `make test` runs every test in tests/ and every notebook in book/, in two steps, so that both
 # cores stay busy (one pytest run left one of them idle 30% of the time: most checks run on one core):
-#   1. five lanes, two at a time: the light chapters and the browser checks (after building the book,
-#      so that the build overlaps the other lanes) first, then the autograder round trip (two
-#      graders in parallel, each one process on one thread: it takes what the other lanes leave free), the
-#      package's unit tests and the exercise notebooks. The unit tests run on one OpenMP thread
-#      there: a training step on two threads next to another busy process waits at every barrier
-#      (6-16x slower).
+#   1. five lanes, two at a time: the light chapters and the browser checks (after building the
+#      book, so that the build overlaps the other lanes) first, then the autograder round trip (two
+#      graders in parallel, one process each: it takes what the other lanes leave free), the
+#      package's unit tests and the exercise notebooks. The unit tests and the graders run on one
+#      OpenMP thread there: a training step on two threads next to another busy process waits at
+#      every barrier (6-16x slower).
 #   2. then, alone, the chapters that train at length on both cores.
 # Each lane's output is printed when it ends; `make test` fails if any step fails (or collects nothing).
 # (The autograder used to run in step 2 after the chapters: in step 1 it fills the cores that the

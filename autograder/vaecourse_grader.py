@@ -289,10 +289,11 @@ class SubmissionExporter(NotebookExporter):
     """
 
     def from_file(self, file_stream, resources=None, **kw):
+        info = (resources or {}).get("nbgrader", {})
         try:
             text = file_stream.read()
         except UnicodeDecodeError as err:
-            nb = self._stand_in((resources or {}).get("nbgrader", {}), err, None)
+            nb = self._stand_in(info, err, None)
         else:
             try:
                 nb = nbformat.reads(text, as_version=4)
@@ -300,7 +301,7 @@ class SubmissionExporter(NotebookExporter):
                 if not isinstance(cells, list) or not all(isinstance(c, dict) and "cell_type" in c for c in cells):
                     raise ValueError("no list of cells")
             except Exception as err:  # not JSON; JSON but not a notebook (a list, no cells, ...)
-                nb = self._stand_in((resources or {}).get("nbgrader", {}), err, text)
+                nb = self._stand_in(info, err, text)
         return self.from_notebook_node(nb, resources=resources, **kw)
 
     def _stand_in(self, info, err, text):
