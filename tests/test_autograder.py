@@ -227,6 +227,11 @@ def _auto_max(assignment):
     return kit.autograded_points(assignment)
 
 
+def _test_ids(assignment):
+    """The grade ids of the assignment's test cells."""
+    return {kit.grade_id(c) for c in kit.source_nb(assignment).cells if kit.is_test(c)}
+
+
 # ----------------------------------------------------------------------------- the release
 
 
@@ -260,7 +265,7 @@ def test_reference_solution_scores_full_marks(graded, assignment):
 def test_blank_release_scores_zero_and_every_test_fails(graded, assignment):
     s = graded["scores"][("blank", assignment)]
     assert s["score"] == 0
-    tests = {kit.grade_id(c) for c in kit.source_nb(assignment).cells if kit.is_test(c)}
+    tests = _test_ids(assignment)
     assert tests <= set(s["cells"]), "every test cell is graded"
     assert all(s["cells"][t][0] == 0 for t in tests), "a test cell passed on the blank notebook"
 
@@ -293,8 +298,7 @@ def test_unreadable_file_scores_zero_with_feedback_that_says_why(graded):
     s = graded["scores"][("unreadable", UNREADABLE_ASSIGNMENT)]
     assert s["score"] == 0
     assert s["max"] == _auto_max(UNREADABLE_ASSIGNMENT) + kit.manual_points(UNREADABLE_ASSIGNMENT)
-    tests = {kit.grade_id(c) for c in kit.source_nb(UNREADABLE_ASSIGNMENT).cells if kit.is_test(c)}
-    assert tests <= set(s["cells"]), "every test cell is graded"
+    assert _test_ids(UNREADABLE_ASSIGNMENT) <= set(s["cells"]), "every test cell is graded"
     fb = graded["courses"]["B"] / "feedback" / "unreadable" / UNREADABLE_ASSIGNMENT / f"{UNREADABLE_ASSIGNMENT}.html"
     page = fb.read_text()
     assert "This submission could not be read" in page and "not valid JSON" in page
