@@ -131,6 +131,23 @@ def test_log_normal_and_standard_normal_match_torch():
     torch.testing.assert_close(vc.log_standard_normal(x), ref0)
 
 
+@pytest.mark.parametrize("logvar", [-170.0, -120.0, -100.0, -88.0, -80.5, -80.0, -79.5, 0.0, 60.0])
+def test_log_normal_stays_finite_for_tiny_variances_in_float32(logvar):
+    # e^-logvar overflows float32 below logvar = -88.7; x == mu must still score log N(mu; mu, var)
+    mu = torch.tensor([[0.5, 0.0, 0.0]])  # (a nonzero mu plus a tiny std would round back to mu)
+    lv = torch.full_like(mu, logvar, requires_grad=True)
+    std = math.exp(0.5 * logvar)
+    x = mu + torch.tensor([[0.0, 1.0, -2.0]]) * std  # 0, 1 and 2 standard deviations away
+    got = vc.log_normal(x, mu, lv)
+    ref = Normal(mu.double(), torch.full_like(mu, std, dtype=torch.float64)).log_prob(x.double()).sum(-1)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-3)
+    got.sum().backward()
+    assert torch.isfinite(lv.grad).all()
+    # d/dlogvar of -(logvar + d^2 e^-logvar) / 2 is -(1 - d^2 e^-logvar) / 2 = 0, 0 and 1.5 here
+    torch.testing.assert_close(lv.grad, torch.tensor([[-0.5, 0.0, 1.5]]), rtol=1e-4, atol=1e-4)
+
+
 def test_log_normal_broadcasts_samples_against_parameters():
     mu, logvar = rand_gaussian(3, 2, lo=-2, hi=2)
     z = torch.randn(5, 3, 2, dtype=torch.float64)  # (K, B, Z)

@@ -124,8 +124,16 @@ def _gaussian_kl_per_dim(mu, logvar, expm1_logvar=None):
     return 0.5 * (mu.pow(2) + em1 - logvar)
 
 
+_TINY_LOGVAR = -80.0  # below this, e^-logvar is near float32's limit (it overflows at -88.7)
+
+
 def _log_normal(x, mu, logvar):
-    return -0.5 * (LOG_2PI + logvar + (x - mu).pow(2) * torch.exp(-logvar)).sum(-1)
+    sq = (x - mu).pow(2) * torch.exp(-logvar.clamp(min=_TINY_LOGVAR))  # (x - mu)^2 / var
+    # a tiny variance: scale before squaring, so that x == mu gives 0 (not 0 * inf) and a small
+    # x - mu a large finite term; the clamp above keeps the unused branch's gradient finite
+    scaled = ((x - mu) * torch.exp(-0.5 * logvar)).pow(2)
+    sq = torch.where(logvar < _TINY_LOGVAR, scaled, sq)
+    return -0.5 * (LOG_2PI + logvar + sq).sum(-1)
 
 
 def _log_standard_normal(x):
