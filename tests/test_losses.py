@@ -148,6 +148,12 @@ def test_log_normal_stays_finite_for_tiny_variances_in_float32(logvar):
     torch.testing.assert_close(lv.grad, torch.tensor([[-0.5, 0.0, 1.5]]), rtol=1e-4, atol=1e-4)
 
 
+def test_log_normal_at_the_mean_for_a_variance_below_float32s_range():
+    # logvar = -1e30: e^(-logvar/2) is inf too; at x == mu the density is still the normalizer's
+    got = vc.log_normal(torch.full((2, 3), -7.0), torch.full((2, 3), -7.0), torch.full((2, 3), -1e30))
+    torch.testing.assert_close(got, torch.full((2,), -1.5 * (vc.LOG_2PI - 1e30)))
+
+
 def test_log_normal_broadcasts_samples_against_parameters():
     mu, logvar = rand_gaussian(3, 2, lo=-2, hi=2)
     z = torch.randn(5, 3, 2, dtype=torch.float64)  # (K, B, Z)

@@ -346,6 +346,26 @@ def test_labels_are_checked_wherever_a_model_reads_them(call, message):
 
 
 @pytest.mark.parametrize(
+    "x, message",
+    [
+        (torch.rand(4, 12).double(), "x is torch.float64 but the model's parameters are torch.float32"),
+        (torch.ones(4, 12, dtype=torch.long), "floating dtype"),
+        (torch.tensor(0.5), r"shape \(B, 12\)"),
+        (torch.rand(4, 11), r"shape \(B, 12\), got \(4, 11\)"),
+        ([[0.5] * 12], "must be a torch.Tensor, got list"),
+        (torch.full((4, 12), float("nan")), "NaN"),
+        (torch.full((4, 12), 2.0), r"\[0, 1\]"),
+    ],
+)
+def test_calling_the_model_checks_x_like_the_estimators_do(x, message):
+    model = vc.VAE(12, 3, hidden=(8,))
+    with pytest.raises(ValueError, match=message):
+        model(x)
+    out, mu, logvar = model(torch.rand(4, 12))
+    assert out.shape == (4, 12) and mu.shape == logvar.shape == (4, 3)
+
+
+@pytest.mark.parametrize(
     "kwargs, message",
     [
         (dict(beta=-1.0), "beta must be a finite number >= 0"),

@@ -128,10 +128,12 @@ _TINY_LOGVAR = -80.0  # below this, e^-logvar is near float32's limit (it overfl
 
 
 def _log_normal(x, mu, logvar):
-    sq = (x - mu).pow(2) * torch.exp(-logvar.clamp(min=_TINY_LOGVAR))  # (x - mu)^2 / var
-    # a tiny variance: scale before squaring, so that x == mu gives 0 (not 0 * inf) and a small
-    # x - mu a large finite term; the clamp above keeps the unused branch's gradient finite
-    scaled = ((x - mu) * torch.exp(-0.5 * logvar)).pow(2)
+    d = x - mu
+    sq = d.pow(2) * torch.exp(-logvar.clamp(min=_TINY_LOGVAR))  # (x - mu)^2 / var
+    # a tiny variance: scale before squaring, so that a small x - mu gives a large finite term, and
+    # x == mu gives 0, not 0 * inf (e^(-logvar/2) overflows too, below -177); the clamp above keeps
+    # the unused branch's gradient finite
+    scaled = torch.where(d == 0, 0.0, (d * torch.exp(-0.5 * logvar)).pow(2))
     sq = torch.where(logvar < _TINY_LOGVAR, scaled, sq)
     return -0.5 * (LOG_2PI + logvar + sq).sum(-1)
 

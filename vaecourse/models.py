@@ -314,5 +314,6 @@ class VAE(_LatentModel):
 
     def forward(self, x, y=None):
         """Encode, sample once, decode: returns ``(decoder_output, mu, logvar)``."""
+        self._check_input(x, y)
         mu, logvar = self.encode(x, y)
         return self.decode(_reparameterize(mu, logvar), y), mu, logvar
