@@ -22,17 +22,9 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "LOG_2PI",
-    "gaussian_kl",
-    "gaussian_kl_per_dim",
-    "free_bits_kl",
-    "reparameterize",
-    "log_normal",
-    "log_standard_normal",
-    "bernoulli_log_likelihood",
-    "gaussian_log_likelihood",
-    "iwae_bound",
-]
+    "LOG_2PI", "gaussian_kl", "gaussian_kl_per_dim", "free_bits_kl", "reparameterize", "log_normal",
+    "log_standard_normal", "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_bound",
+]  # fmt: skip
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -124,18 +116,15 @@ def _gaussian_kl_per_dim(mu, logvar, expm1_logvar=None):
     return 0.5 * (mu.pow(2) + em1 - logvar)
 
 
-_TINY_LOGVAR = -80.0  # below this, e^-logvar is near float32's limit (it overflows at -88.7)
+_TINY_LOGVAR = -80.0  # e^-logvar overflows float32 below logvar = -88.7
 
 
 def _log_normal(x, mu, logvar):
     d = x - mu
-    sq = d.pow(2) * torch.exp(-logvar.clamp(min=_TINY_LOGVAR))  # (x - mu)^2 / var
-    # a tiny variance: scale before squaring, so that a small x - mu gives a large finite term, and
-    # x == mu gives 0, not 0 * inf (e^(-logvar/2) overflows too, below -177); the clamp above keeps
-    # the unused branch's gradient finite
+    sq = d.pow(2) * torch.exp(-logvar.clamp(min=_TINY_LOGVAR))  # (x - mu)^2 / var; clamped: finite gradients
+    # a tiny variance: scale before squaring (x == mu: 0, not 0 * inf, as e^(-logvar/2) overflows below -177)
     scaled = torch.where(d == 0, 0.0, (d * torch.exp(-0.5 * logvar)).pow(2))
-    sq = torch.where(logvar < _TINY_LOGVAR, scaled, sq)
-    return -0.5 * (LOG_2PI + logvar + sq).sum(-1)
+    return -0.5 * (LOG_2PI + logvar + torch.where(logvar < _TINY_LOGVAR, scaled, sq)).sum(-1)
 
 
 def _log_standard_normal(x):
