@@ -120,11 +120,11 @@ _TINY_LOGVAR = -80.0  # e^-logvar overflows float32 below logvar = -88.7
 
 
 def _log_normal(x, mu, logvar):
-    d = x - mu
-    sq = d.pow(2) * torch.exp(-logvar.clamp(min=_TINY_LOGVAR))  # (x - mu)^2 / var; clamped: finite gradients
-    # a tiny variance: scale before squaring (x == mu: 0, not 0 * inf, as e^(-logvar/2) overflows below -177)
-    scaled = torch.where(d == 0, 0.0, (d * torch.exp(-0.5 * logvar)).pow(2))
-    return -0.5 * (LOG_2PI + logvar + torch.where(logvar < _TINY_LOGVAR, scaled, sq)).sum(-1)
+    # (x - mu)^2 e^-logvar, with e^-logvar split as e^-c * f^2 (c = max(logvar, -80)) so that neither
+    # overflows: f = e^(-(logvar - c)/2) is exactly 1 unless the variance is tiny (f capped: x == mu gives 0)
+    c = logvar.clamp(min=_TINY_LOGVAR)
+    f = torch.exp(-0.5 * (logvar - c)).clamp(max=torch.finfo(logvar.dtype).max)
+    return -0.5 * (LOG_2PI + logvar + ((x - mu) * f).pow(2) * torch.exp(-c)).sum(-1)
 
 
 def _log_standard_normal(x):
