@@ -40,9 +40,9 @@ from vaecourse_grader import (  # noqa: E402
     ResilientExecute,
     RestoreMissingCells,
     SanitizeSubmission,
-    SubmissionExporter,
     TagExpectedErrors,
 )
+from vaecourse_submissions import RenamedNotebooks, SubmissionExporter  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by traitlets)
 
@@ -95,6 +95,9 @@ c.ResilientExecute.startup_attempts = 3
 c.ResilientExecute.max_timeouts = 2
 # A file that is not a readable notebook is graded as the blank release, with a cell saying why.
 c.Autograde.exporter_class = SubmissionExporter
+# A notebook handed in under another name (ex3_gaussian_kl-Copy1.ipynb) is graded as the assignment's,
+# with a note in its feedback; plain nbgrader stops that student's grading ("No notebooks found").
+c.Autograde.pre_convert_hook = RenamedNotebooks(c.CourseDirectory.db_url, c.CourseDirectory.course_id)
 c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back, then fails or passes
 c.Autograde.sanitize_preprocessors = [
     ClearOutput,

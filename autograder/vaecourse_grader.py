@@ -15,19 +15,16 @@
                          A warning printed (to stderr) by correct code does not zero a test cell.
     FeedbackSanitizer    generate_feedback: remove hidden tests from test cells and shorten their error
                          tracebacks to ``Name: message`` (a traceback quotes the lines around the failure).
-    SubmissionExporter   autograde reads submissions with it: a file that is not a readable notebook
-                         (empty, cut off in an upload, not JSON, not UTF-8) is graded as the blank
-                         release with a first cell saying why, so it gets a score and feedback.
+
+How submitted files are read (an unreadable file, a notebook under another name) is in
+``vaecourse_submissions.py``.
 
 Every preprocessor derives from ``NbGraderPreprocessor``: plain nbconvert preprocessors are registered
 *disabled* by nbgrader's exporters and would silently do nothing.
 """
 
-import os
-
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbconvert.exporters import NotebookExporter
 from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor, OverwriteCells
@@ -39,7 +36,6 @@ __all__ = [
     "RestoreMissingCells",
     "ResilientExecute",
     "FeedbackSanitizer",
-    "SubmissionExporter",
 ]
 
 RAISES = "raises-exception"
@@ -258,72 +254,3 @@ class FeedbackSanitizer(ClearHiddenTests):
                     message = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".rstrip(": ")
                     out["traceback"] = [message + "  (a test in this cell failed; details are hidden)"]
         return cell, resources
-
-
-UNREADABLE = """**This submission could not be read, so it was graded as the blank assignment.**
-
-The file `{name}` that was handed in is not a notebook that Jupyter can open: {why}. It is kept
-exactly as it was submitted. Open it in Jupyter (or a text editor) to see what went wrong, save
-your work as a notebook again, and ask your instructor whether you may resubmit."""
-
-
-def _why(err, text):
-    """A reader's explanation of why ``text`` (the file's contents, or None if undecodable) is no notebook."""
-    if text is None:
-        return "it is not a text file (not UTF-8)"
-    if not text.strip():
-        return "the file is empty"
-    if isinstance(err, nbformat.reader.NotJSONError):
-        return "it is not valid JSON (perhaps it was cut off while saving or uploading)"
-    return "it is JSON, but not in the notebook format"
-
-
-class SubmissionExporter(NotebookExporter):
-    """The exporter ``nbgrader autograde`` reads submissions with (``c.Autograde.exporter_class``).
-
-    nbgrader stops a student's grading with a traceback when the submitted file is not a notebook:
-    no score beyond the gradebook's default, no autograded copy, no feedback, and a failing exit
-    status for the whole run. Here such a file is replaced, for grading only, by the assignment's
-    release notebook (or an empty one) with a first cell that says why; its tests then fail as a
-    blank submission's do. The file in ``submitted/`` is never touched.
-    """
-
-    def from_file(self, file_stream, resources=None, **kw):
-        info = (resources or {}).get("nbgrader", {})
-        try:
-            text = file_stream.read()
-        except UnicodeDecodeError as err:
-            nb = self._stand_in(info, err, None)
-        else:
-            try:
-                nb = nbformat.reads(text, as_version=4)
-                cells = nb.get("cells")
-                if not isinstance(cells, list) or not all(isinstance(c, dict) and "cell_type" in c for c in cells):
-                    raise ValueError("no list of cells")
-            except Exception as err:  # not JSON; JSON but not a notebook (a list, no cells, ...)
-                nb = self._stand_in(info, err, text)
-        return self.from_notebook_node(nb, resources=resources, **kw)
-
-    def _stand_in(self, info, err, text):
-        name = f"{info.get('notebook', 'notebook')}.ipynb"
-        reason = f"{type(err).__name__}: {err}"
-        self.log.warning(
-            "%s of student %s could not be read (%s): graded as the blank release",
-            name,
-            info.get("student", "?"),
-            reason if len(reason) <= 200 else reason[:197] + "...",
-        )
-        nb = self._release(info) or nbformat.v4.new_notebook()
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(UNREADABLE.format(name=name, why=_why(err, text))))
-        return nb
-
-    def _release(self, info):
-        """The release version of the notebook, or None if there is none to read."""
-        coursedir = getattr(self.parent, "coursedir", None)
-        if coursedir is None or not info.get("assignment") or not info.get("notebook"):
-            return None
-        folder = coursedir.format_path(coursedir.release_directory, ".", info["assignment"])
-        try:
-            return nbformat.read(os.path.join(folder, f"{info['notebook']}.ipynb"), as_version=4)
-        except Exception:  # no release here (a course that keeps it elsewhere): an empty notebook
-            return None

@@ -22,7 +22,7 @@ SOLUTIONS = REPO / "solutions"
 RELEASE = REPO / "book" / "exercises"
 AUTOGRADER = REPO / "autograder"
 ASSIGNMENTS = sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
-COURSE_FILES = ("nbgrader_config.py", "vaecourse_grader.py", "release.py")
+COURSE_FILES = ("nbgrader_config.py", "vaecourse_grader.py", "vaecourse_submissions.py", "release.py")
 
 
 # ----------------------------------------------------------------------------- running nbgrader

@@ -9,7 +9,8 @@ One module-scoped fixture does the expensive part once:
    exchange: release_assignment, fetch_assignment, submit, collect;
 4. fake students are dropped into submitted/: for every assignment the reference answers, the blank
    release and a typical bug; for ex3 each way of cheating in ``exercise_kit.CHEATS``; for ex6 a
-   file cut off in the upload (no longer a notebook);
+   file cut off in the upload (no longer a notebook); for ex5 the reference answers saved under
+   another name (a browser's "ex5_posterior_collapse (1).ipynb");
 5. ``nbgrader autograde "*"``, ``generate_feedback "*"`` and ``export`` run in both courses.
 
 The tests then read scores from the gradebooks, the CSV exports and the feedback files.
@@ -38,6 +39,8 @@ CHEATS_B = ["edited-tests", "deleted-tests", "retyped-tests", "stubborn-loop", "
 ASSIGNMENTS_A = ["ex1_latent_models", "ex2_elbo", "ex3_gaussian_kl"]
 INVERT_ASSIGNMENT = "ex1_latent_models"  # `nbgrader validate --invert` on its blank release
 UNREADABLE_ASSIGNMENT = "ex6_iwae"  # course B gets the first half of its release file as a submission
+RENAMED_ASSIGNMENT = "ex5_posterior_collapse"  # course B gets its reference answers as RENAMED_FILE
+RENAMED_FILE = f"{RENAMED_ASSIGNMENT} (1).ipynb"
 
 
 def _cli(*args, cwd, log):
@@ -111,6 +114,11 @@ def graded(tmp_path_factory):
     text = (release_root / UNREADABLE_ASSIGNMENT / f"{UNREADABLE_ASSIGNMENT}.ipynb").read_text()
     cut.write_text(text[: len(text) // 2])  # invalid JSON, as an interrupted upload leaves it
     digests[("B", "unreadable", UNREADABLE_ASSIGNMENT)] = _digest(cut)
+    renamed = kit.write(
+        kit.solved(RENAMED_ASSIGNMENT, release_root=release_root),
+        ag_b / "submitted" / "renamed" / RENAMED_ASSIGNMENT / RENAMED_FILE,
+    )
+    digests[("B", "renamed", RENAMED_ASSIGNMENT)] = _digest(renamed)
     t_grade = time.perf_counter()
     grade_b = _cli("autograde", "*", f"--Execute.timeout={TIMEOUT}", cwd=ag_b, log=tmp / "autograde_B.log")
 
@@ -177,7 +185,7 @@ def graded(tmp_path_factory):
     times["autograde, course B done after"] = time.perf_counter() - t_grade
     _wait(grade_a, tmp / "autograde_A.log", "autograde in course A")
     times["autograde, both courses in parallel"] = time.perf_counter() - t_grade
-    n_subs = len(subs_a) + len(subs_b) + len(ROUND_TRIP) + 1  # + the unreadable one
+    n_subs = len(subs_a) + len(subs_b) + len(ROUND_TRIP) + 2  # + the unreadable and the renamed one
 
     # 5. feedback and grades
     with kit.timer(times, "generate_feedback, both courses"):
@@ -304,12 +312,24 @@ def test_unreadable_file_scores_zero_with_feedback_that_says_why(graded):
     assert "This submission could not be read" in page and "not valid JSON" in page
 
 
+def test_a_notebook_under_another_name_is_graded_with_a_note(graded):
+    """Plain nbgrader stops with "No notebooks found" (exit 1, no score, no feedback); here the
+    reference answers saved as "ex5_posterior_collapse (1).ipynb" score full marks, the feedback says
+    which file was graded, and no file is added to submitted/."""
+    s = graded["scores"][("renamed", RENAMED_ASSIGNMENT)]
+    assert s["score"] == _auto_max(RENAMED_ASSIGNMENT) > 0, s["cells"]
+    course = graded["courses"]["B"]
+    assert os.listdir(course / "submitted" / "renamed" / RENAMED_ASSIGNMENT) == [RENAMED_FILE]
+    page = (course / "feedback" / "renamed" / RENAMED_ASSIGNMENT / f"{RENAMED_ASSIGNMENT}.html").read_text()
+    assert "This notebook was handed in as" in page and RENAMED_FILE in page
+
+
 def test_nothing_is_lost(graded):
     """Every submission keeps its file, has a row in the export and a feedback page."""
     rows = {(r["course"], r["student_id"], r["assignment"]): r for r in graded["rows"]}
     for (course, student, a), digest in graded["digests"].items():
         ag = graded["courses"][course]
-        path = ag / "submitted" / student / a / f"{a}.ipynb"
+        path = ag / "submitted" / student / a / (RENAMED_FILE if student == "renamed" else f"{a}.ipynb")
         assert path.is_file(), f"{path} is gone"
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{student}'s submission was changed"
         assert (ag / "autograded" / student / a / f"{a}.ipynb").is_file(), f"no autograded notebook for {student}"

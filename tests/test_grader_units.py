@@ -1,20 +1,26 @@
-"""Unit tests of the course's nbgrader pieces (autograder/vaecourse_grader.py) that need no
-gradebook: how ResilientExecute treats a kernel that fails to start, how the course's config ends
-each kernel, and how SubmissionExporter reads a submission that is not a notebook."""
+"""Unit tests of the course's nbgrader pieces (autograder/vaecourse_grader.py and
+vaecourse_submissions.py) outside a course directory: how ResilientExecute treats a kernel that
+fails to start, how the course's config ends each kernel, how SubmissionExporter reads a submission
+that is not a notebook, and how a notebook handed in under another name is matched and read
+(RenamedNotebooks, match_notebooks)."""
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from jupyter_client.manager import AsyncKernelManager
+from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import LoggingConfigurable
 from traitlets.config.loader import PyFileConfigLoader
 
 AUTOGRADER = Path(__file__).resolve().parents[1] / "autograder"
 sys.path.insert(0, str(AUTOGRADER))
-from vaecourse_grader import ResilientExecute, SubmissionExporter  # noqa: E402
+from vaecourse_grader import ResilientExecute  # noqa: E402
+from vaecourse_submissions import GRADED_AS, RenamedNotebooks, SubmissionExporter, match_notebooks  # noqa: E402
 
 
 class _FlakyKernelManager(AsyncKernelManager):
@@ -131,3 +137,74 @@ def test_a_readable_submission_is_read_as_it_is(tmp_path):
     sub.cells.append(nbformat.v4.new_markdown_cell("my notes"))
     nb, _ = _read_submission(tmp_path, nbformat.writes(sub).encode())
     assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in sub.cells]
+
+
+# ----------------------------------------------------------------------------- renamed notebooks
+
+
+def _files(folder, ages):
+    """Empty notebooks named as in ``ages`` ({name: seconds since last modified}); their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for name, age in ages.items():
+        nbformat.write(_notebook(), folder / name)
+        os.utime(folder / name, (now - age, now - age))
+    return [str(folder / name) for name in sorted(ages)]
+
+
+@pytest.mark.parametrize(
+    "ages, expected, want",
+    [
+        ({"ex-Copy1.ipynb": 0}, ["ex"], {"ex": "ex-Copy1.ipynb"}),  # Jupyter's "Make a Copy"
+        ({"Untitled.ipynb": 0}, ["ex"], {"ex": "Untitled.ipynb"}),  # one name missing: any notebook
+        ({"Untitled.ipynb": 0, "ex (1).ipynb": 100}, ["ex"], {"ex": "ex (1).ipynb"}),  # alike first
+        ({"ex (1).ipynb": 100, "EX-Copy2.ipynb": 0}, ["ex"], {"ex": "EX-Copy2.ipynb"}),  # then newest
+        ({"ex.ipynb": 100, "ex-Copy1.ipynb": 0}, ["ex"], {}),  # the expected file is there: graded
+        ({"a-Copy1.ipynb": 0, "Untitled.ipynb": 0}, ["a", "b"], {"a": "a-Copy1.ipynb"}),  # two missing
+        ({"b_v2.ipynb": 0, "a_v2.ipynb": 0, "a.ipynb": 0}, ["a", "b"], {"b": "b_v2.ipynb"}),
+        ({"notes.ipynb": 0, "draft.ipynb": 10}, ["a", "b"], {}),  # nothing to tell them apart by
+    ],
+)
+def test_match_notebooks(tmp_path, ages, expected, want):
+    chosen = match_notebooks(expected, _files(tmp_path / "sub", ages))
+    assert {name: Path(path).name for name, path in chosen.items()} == want
+
+
+def _read_as(path, name="ex"):
+    info = {"nbgrader": {"assignment": "a1", "notebook": name, "student": "s1"}}
+    converter = LoggingConfigurable()
+    converter.coursedir = CourseDirectory(root=str(Path(path).parent))
+    out, resources = SubmissionExporter(parent=converter).from_filename(str(path), info)
+    return nbformat.reads(out, as_version=4), resources
+
+
+def test_the_hook_grades_a_renamed_notebook_and_names_the_others(tmp_path):
+    """RenamedNotebooks, as nbgrader calls it, then SubmissionExporter on the path it put in place."""
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    with Gradebook(db) as gb:
+        gb.add_assignment("a1")
+        gb.add_notebook("ex", "a1")
+    folder = tmp_path / "submitted" / "s1" / "a1"
+    notebooks = _files(folder, {"ex (1).ipynb": 0, "scratch.ipynb": 0})
+    before = {p: Path(p).read_bytes() for p in notebooks}
+    RenamedNotebooks(db)(assignment="*", student="*", notebooks=notebooks)  # in place, as nbgrader's list
+    assert notebooks == [str(folder / "ex.ipynb"), str(folder / "scratch.ipynb")]
+    nb, resources = _read_as(folder / "ex.ipynb")
+    renamed, others = nb.cells[0].source, nb.cells[1].source
+    assert "handed in as `ex (1).ipynb` and graded as `ex.ipynb`" in renamed
+    assert "`scratch.ipynb`" in others and "Not graded" in others
+    assert [c.source for c in nb.cells[2:]] == [c.source for c in _notebook().cells]
+    assert resources["metadata"]["name"] == "ex"
+    assert sorted(os.listdir(folder)) == ["ex (1).ipynb", "scratch.ipynb"], "a file was added"
+    assert all(Path(p).read_bytes() == b for p, b in before.items()), "a submitted file was changed"
+
+    RenamedNotebooks(db)(notebooks=(other := _files(tmp_path / "submitted" / "s1" / "a2", {"x.ipynb": 0})))
+    assert other == [str(tmp_path / "submitted" / "s1" / "a2" / "x.ipynb")], "an unknown assignment: left to nbgrader"
+
+
+def test_a_notebook_with_the_expected_name_is_read_as_it_is_even_if_mapped(tmp_path):
+    """A mapping left from an earlier run does not replace a file that is now there."""
+    (sub,) = _files(tmp_path / "s1" / "a1", {"ex.ipynb": 0})
+    GRADED_AS[os.path.abspath(sub)] = (str(tmp_path / "gone.ipynb"), ())
+    nb, _ = _read_as(sub)
+    assert [c.source for c in nb.cells] == [c.source for c in _notebook().cells]
