@@ -146,7 +146,9 @@ class SubmissionExporter(NotebookExporter):
         return output, resources
 
     def from_file(self, file_stream, resources=None, **kw):
-        info = (resources or {}).get("nbgrader", {})
+        info = dict((resources or {}).get("nbgrader", {}))
+        read = (resources or {}).get("metadata", {}).get("name")  # the file read, if renamed
+        info["file"] = f"{read or info.get('notebook', 'notebook')}.ipynb"
         try:
             text = file_stream.read()
         except UnicodeDecodeError as err:
@@ -164,7 +166,7 @@ class SubmissionExporter(NotebookExporter):
         return self.from_notebook_node(nb, resources=resources, **kw)
 
     def _stand_in(self, info, err, text):
-        name = f"{info.get('notebook', 'notebook')}.ipynb"
+        name = info["file"]
         reason = f"{type(err).__name__}: {err}"
         self.log.warning(
             "%s of student %s could not be read (%s): graded as the blank release",

@@ -208,3 +208,14 @@ def test_a_notebook_with_the_expected_name_is_read_as_it_is_even_if_mapped(tmp_p
     GRADED_AS[os.path.abspath(sub)] = (str(tmp_path / "gone.ipynb"), ())
     nb, _ = _read_as(sub)
     assert [c.source for c in nb.cells] == [c.source for c in _notebook().cells]
+
+
+def test_a_renamed_file_that_is_no_notebook_gets_both_notes(tmp_path):
+    folder = tmp_path / "s1" / "a1"
+    folder.mkdir(parents=True)
+    (folder / "ex-Copy1.ipynb").write_text('{"cells": [')
+    GRADED_AS[os.path.abspath(folder / "ex.ipynb")] = (os.path.abspath(folder / "ex-Copy1.ipynb"), ())
+    nb, _ = _read_as(folder / "ex.ipynb")
+    assert "handed in as `ex-Copy1.ipynb`" in nb.cells[0].source
+    why = nb.cells[1].source
+    assert "The file `ex-Copy1.ipynb` that was handed in" in why and "not valid JSON" in why
