@@ -41,6 +41,9 @@ def test_set_seed_makes_torch_and_numpy_reproducible():
     assert torch.equal(a[0], b[0]) and (a[1] == b[1]).all()
     with pytest.raises(ValueError, match="seed must be an int"):
         vc.set_seed(1.5)
+    with pytest.raises(ValueError, match=r"seed must be an int in \[-2\*\*63, 2\*\*64\), got 1180591620717411303424"):
+        vc.set_seed(2**70)  # torch's own message: "Overflow when unpacking long long"
+    assert vc.set_seed(2**64 - 1) == 2**64 - 1 and vc.set_seed(-(2**63)) == -(2**63)
 
 
 def test_public_api_is_flat_and_complete():

@@ -71,6 +71,11 @@ def test_schedules_values():
         vc.LinearSchedule(0)
     with pytest.raises(ValueError, match="ramp"):
         vc.CyclicalSchedule(10, ramp=0)
+    for schedule in (lin, sig, cyc):  # a step is a count: a negative one would give a negative weight
+        for bad in (-1, float("nan"), "3", None):
+            with pytest.raises(ValueError, match="step must be a finite number >= 0"):
+                schedule(bad)
+    assert lin(torch.tensor(5)) == 0.5 and cyc(np.int64(12)) == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize(
@@ -163,8 +168,9 @@ def test_sigmoid_schedule_far_before_its_midpoint_is_zero_not_an_overflow():
     assert 0 <= vc.SigmoidSchedule(2000, 2)(0) < 1e-300
     assert vc.SigmoidSchedule(0, 1)(1e6) == 1.0
     sig = vc.SigmoidSchedule(midpoint=100, width=3)
-    for step in (-1900, 0, 50, 99, 100, 101, 400):  # bitwise the old formula wherever it did not overflow
+    for step in (0, 50, 99, 100, 101, 400):  # bitwise the old formula wherever it did not overflow
         assert sig(step) == 1.0 / (1.0 + math.exp(-(step - 100) / 3))
+    assert vc.SigmoidSchedule(2000, 3)(100) == 1.0 / (1.0 + math.exp(1900 / 3))  # e^633: no overflow yet
     model, x = vc.VAE(12, 3, hidden=(8,)), torch.rand(20, 12)
     hist = vc.train(model, x, epochs=1, kl_schedule=vc.SigmoidSchedule(2000, 2), progress=False, device="cpu")
     assert 0 <= hist["beta"][0] < 1e-300 and math.isfinite(hist["loss"][0])

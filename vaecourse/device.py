@@ -55,6 +55,8 @@ def set_seed(seed):
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an int, got {type(seed).__name__}")
     seed = int(seed)
+    if not -(2**63) <= seed < 2**64:  # what torch.manual_seed takes
+        raise ValueError(f"seed must be an int in [-2**63, 2**64), got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

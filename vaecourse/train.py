@@ -38,6 +38,11 @@ __all__ = [
 ]
 
 
+def _step(step):
+    """A schedule's argument: the optimizer step, a finite number >= 0 (``train`` passes 0, 1, 2, ...)."""
+    return _check_number("step", step)
+
+
 class LinearSchedule:
     """KL weight rising linearly from ``start`` to 1 over ``warmup`` steps, then 1."""
 
@@ -46,6 +51,7 @@ class LinearSchedule:
         self.start = _check_real("start", start, "in [0, 1]", lambda v: 0 <= v <= 1)
 
     def __call__(self, step):
+        step = _step(step)
         return min(1.0, self.start + (1.0 - self.start) * step / self.warmup)
 
     def __repr__(self):
@@ -60,7 +66,7 @@ class SigmoidSchedule:
         self.width = _check_real("width", width, "> 0", lambda v: v > 0)
 
     def __call__(self, step):
-        t = (step - self.midpoint) / self.width
+        t = (_step(step) - self.midpoint) / self.width
         return math.exp(t) if t < -700 else 1.0 / (1.0 + math.exp(-t))  # e^-t overflows past 709; then e^t is exact
 
     def __repr__(self):
@@ -76,7 +82,7 @@ class CyclicalSchedule:
         self.ramp = _check_real("ramp", ramp, "in (0, 1]", lambda v: 0 < v <= 1)
 
     def __call__(self, step):
-        phase = (step % self.period) / self.period
+        phase = (_step(step) % self.period) / self.period
         return min(1.0, phase / self.ramp)
 
     def __repr__(self):
