@@ -94,6 +94,16 @@ def test_download_mnist_offline_with_checksums(tmp_path):
     assert torch.equal(again.x_train, split.x_train)
 
 
+def test_download_mnist_that_cannot_fetch_a_file_says_what_to_do_offline(tmp_path):
+    src, root = tmp_path / "mirror", tmp_path / "data"
+    src.mkdir()
+    files = _fake_mnist(src)
+    (src / "train-labels-idx1-ubyte.gz").unlink()  # urllib: "[Errno 2] No such file or directory"
+    with pytest.raises(OSError, match=r"could not download .*train-labels.*vc\.load_mnist\(\)"):
+        vc.download_mnist(root, base_url=src.as_uri(), files=files, progress=False)
+    assert not list(root.glob("*.part")), "a partial file was left behind"
+
+
 def test_download_mnist_rejects_a_corrupt_file(tmp_path):
     src, root = tmp_path / "mirror", tmp_path / "data"
     src.mkdir()

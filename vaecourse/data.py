@@ -197,7 +197,7 @@ def download_mnist(root, *, base_url=MNIST_URL, files=None, progress=True):
         a ``Split`` with 60,000 train and 10,000 test images in [0, 1] (official split).
     Raises:
         ValueError if a file's checksum does not match (the bad file is removed), or if ``files`` lacks one of
-        the four files.
+        the four files; OSError, saying what to do offline, if a file cannot be downloaded.
     """
     files = MNIST_FILES if files is None else files
     _check_mnist_files(files)
@@ -205,9 +205,17 @@ def download_mnist(root, *, base_url=MNIST_URL, files=None, progress=True):
     for name, digest in files.items():
         path = os.path.join(root, name)
         if not os.path.exists(path):
-            tmp = path + ".part"
-            with urllib.request.urlopen(base_url.rstrip("/") + "/" + name) as r, open(tmp, "wb") as f:
-                shutil.copyfileobj(r, f)
+            url, tmp = base_url.rstrip("/") + "/" + name, path + ".part"
+            try:
+                with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:
+                    shutil.copyfileobj(r, f)
+            except OSError as err:  # URLError, a dropped connection, a full disk
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise OSError(
+                    f"could not download {url} ({getattr(err, 'reason', err)}). Offline, vc.load_mnist() gives the "
+                    f"5,000 MNIST images that ship with the course; or put the four files in {root}"
+                ) from err
             os.replace(tmp, path)
             if progress:
                 print(f"downloaded {name}")
