@@ -236,6 +236,11 @@ def test_model_input_errors():
         vc.LinearGaussianVAE(3, 1, obs_var=float("nan"))
     with pytest.raises(ValueError, match=r"W must have shape \(3, 1\)"):
         vc.LinearGaussianVAE(3, 1, W=torch.zeros(3, 2))
+    for z, got in ((torch.rand(5, 3), r"\(5, 3\)"), (torch.tensor(1.0), r"\(\)"), ([0.0, 1.0], "list")):
+        for call in (model.decode, model.decode_mean, model.sample_x_given_z):  # was: mat1 and mat2 shapes ...
+            with pytest.raises(ValueError, match=r"z must be a tensor of shape \(\.\.\., 2\), got " + got):
+                call(z)
+    assert model.decode(torch.zeros(4, 3, 2)).shape == (4, 3, 8)
 
 
 @pytest.mark.parametrize(

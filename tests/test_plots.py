@@ -185,6 +185,19 @@ def test_interpolation_takes_two_single_examples(small):
     plt.close("all")
 
 
+def test_ranges_are_checked(small):
+    model = small[0]
+    for extent in (0, -1.0, float("nan"), float("inf"), "2"):
+        with pytest.raises(ValueError, match="extent must be a finite number > 0"):
+            vc.plot_traversal(model, n=3, extent=extent)
+        with pytest.raises(ValueError, match="extent must be a finite number > 0"):
+            vc.latent_explorer(model, extent=extent, static=True)
+    for step in (0, -0.1, 7.0, float("nan")):  # a slider step in (0, 2 * extent]
+        with pytest.raises(ValueError, match=r"step must be a finite number in \(0, 6\]"):
+            vc.latent_explorer(model, extent=3.0, step=step)
+    plt.close(vc.latent_explorer(model, extent=1e-3, step=2e-3, static=True))
+
+
 def test_latent_dims_are_checked(small):
     model, _, x, _ = small
     one = vc.VAE(16, 1, hidden=(8,))

@@ -163,6 +163,15 @@ def test_training_and_evaluation_on_gpu(digits):
 # ----------------------------------------------------------------------------- input checks
 
 
+def test_train_names_a_wrong_model_or_optimizer():
+    x = torch.rand(10, 12)
+    with pytest.raises(TypeError, match="model must be a vc.VAE or vc.LinearGaussianVAE .*got Linear"):
+        vc.train(torch.nn.Linear(12, 12), x, epochs=1, progress=False)
+    for opt in ("adam", torch.optim.Adam):  # a name, the class instead of an instance
+        with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+            vc.train(vc.VAE(12, 2, hidden=(8,)), x, epochs=1, optimizer=opt, progress=False)
+
+
 def test_sigmoid_schedule_far_before_its_midpoint_is_zero_not_an_overflow():
     assert vc.SigmoidSchedule(1e4, 10)(0) == 0.0  # exp(1000) overflowed math.exp
     assert 0 <= vc.SigmoidSchedule(2000, 2)(0) < 1e-300

@@ -291,6 +291,9 @@ class VAE(_LatentModel):
 
     def decode(self, z, y=None):
         """Decoder parameters for z of shape (..., Z): logits (Bernoulli) or means (Gaussian), (..., D)."""
+        if not isinstance(z, torch.Tensor) or z.dim() < 1 or z.shape[-1] != self.z_dim:
+            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"z must be a tensor of shape (..., {self.z_dim}), got {got}")
         return self.decoder(self._cat(z, y))
 
     def decode_mean(self, z, y=None):

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .losses import _check_int, _check_values
+from .losses import _check_int, _check_real, _check_values
 
 __all__ = [
     "show_images",
@@ -239,7 +239,7 @@ def plot_traversal(
     With a 2-D latent space this is the whole learned manifold; ``extent`` is in prior standard
     deviations. A conditional model decodes every image with the one label ``y``, shape (cond_dim,).
     """
-    n = _check_int("n", n)
+    n, extent = _check_int("n", n), _check_real("extent", extent, "> 0", lambda v: v > 0)
     dims = _latent_pair(model, dims, "plot_traversal")
     y = _label(model, y)
     like = _like(model)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import torch
 
+from .losses import _check_real
 from .plots import _grid, _label, _latent_dims, _like
 
 __all__ = ["latent_explorer", "value_explorer"]
@@ -42,6 +43,8 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False, *, y=N
         static: instead of widgets, return a figure decoding each chosen dimension at -extent..extent.
         y: a conditional model's one-hot label, shape (cond_dim,), used for every decoded image.
     """
+    extent = _check_real("extent", extent, "> 0", lambda v: v > 0)
+    step = _check_real("step", step, f"in (0, {2 * extent:g}]", lambda v: 0 < v <= 2 * extent)
     like = _like(model)  # the model's device and dtype
     y = _label(model, y)
     dims = list(range(min(model.z_dim, 8))) if dims is None else list(_latent_dims(dims, model.z_dim))
