@@ -169,3 +169,39 @@ def test_readme_documents_both_workflows():
         "make exercises",
     ):
         assert command in section, command
+
+
+BY_HAND = {  # answers to ex3 Part B (kl_by_hand) -> whether the hidden test accepts them
+    "kl_terms = [0.5 * (4.0 + 0.25 - math.log(0.25) - 1), 0.5 * (4.0 - math.log(4.0) - 1)]\n"
+    "kl_by_hand = sum(kl_terms)  # the same as gaussian_kl gives": True,
+    "def term(m, v):\n    return 0.5 * (m * m + v - math.log(v) - 1)\n\n"
+    "kl_terms, kl_by_hand = [term(2.0, 0.25), term(0.0, 4.0)], term(2.0, 0.25) + term(0.0, 4.0)": True,
+    "kl_terms = [2.318, 0.807]  # three decimals\nkl_by_hand = 3.125": True,
+    "kl_terms = [2.318, 0.907]\nkl_by_hand = 3.125": False,  # a wrong term
+    "kl_by_hand = gaussian_kl(torch.tensor([2.0, 0.0]), torch.log(torch.tensor([0.25, 4.0]))).item()\n"
+    "kl_terms = [kl_by_hand - 0.8068528194400546, 0.8068528194400546]": False,
+    "def h(m, v):\n    return gaussian_kl(torch.tensor([m]), torch.tensor([v]).log()).item()\n\n"
+    "kl_terms = [h(2.0, 0.25), h(0.0, 4.0)]\nkl_by_hand = sum(kl_terms)": False,
+    "exec('kl_terms = [2.3181471805599454, 0.8068528194400546]')\nexec('kl_by_hand = 3.125')": False,
+}
+
+
+@pytest.mark.parametrize("answer", BY_HAND)
+def test_worked_example_by_hand_is_checked(answer):
+    """The hidden test of ex3 Part B reads the answer cell from IPython's history: a value that comes
+    from gaussian_kl or tensors loses the point; plain arithmetic (rounded to 3 decimals) keeps it."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.reset()
+    for c in kit.source_nb("ex3_gaussian_kl").cells:
+        if c.cell_type != "code" or kit.is_test(c) and kit.grade_id(c) != "test_kl_by_hand":
+            continue
+        source = answer if kit.grade_id(c) == "kl_by_hand" else kit.strip_markers(c.source)
+        result = shell.run_cell(source, store_history=True)
+        if kit.grade_id(c) == "test_kl_by_hand":
+            assert result.success is BY_HAND[answer], result.error_in_exec
+            break
+        assert result.success, (kit.grade_id(c), result.error_in_exec)
+    else:
+        raise AssertionError("no test_kl_by_hand cell")
