@@ -17,11 +17,15 @@
                          tracebacks to ``Name: message`` (a traceback quotes the lines around the failure).
 
 How submitted files are read (an unreadable file, a notebook under another name) is in
-``vaecourse_submissions.py``.
+``vaecourse_submissions.py``; what ResilientExecute installs in the kernel to undo a submission's
+rebinding of builtins, torch or vaecourse before each test cell is in ``vaecourse_guard.py``.
 
 Every preprocessor derives from ``NbGraderPreprocessor``: plain nbconvert preprocessors are registered
 *disabled* by nbgrader's exporters and would silently do nothing.
 """
+
+import hashlib
+import os
 
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -173,6 +177,9 @@ class ResilientExecute(Execute):
     * The kernel fails to start (no cell has run, so the submission is not the cause: say a port
       taken by another process in between): up to ``startup_attempts`` fresh kernels are tried
       before nbgrader's own error handling takes over.
+    * Before the first cell, ``vaecourse_guard.py`` is installed in the kernel (not in its history):
+      ahead of each test cell it puts back builtins, torch and vaecourse functions the notebook
+      replaced, so a submission that rebinds ``type`` or ``torch.allclose`` fools no test.
     """
 
     max_timeouts = Integer(2, help="Timed-out cells after which the rest of a notebook is not run.").tag(config=True)
@@ -183,7 +190,9 @@ class ResilientExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         for attempt in range(1, self.startup_attempts + 1):
-            self._stopped, self._timeouts, self._started = None, 0, False
+            self._stopped, self._timeouts, self._started, self._guarded = None, 0, False, False
+            tests = [c for c in nb.cells if c.cell_type == "code" and utils.is_grade(c)]
+            self._tests = sorted(hashlib.sha256(c.source.encode()).hexdigest() for c in tests)
             try:
                 return super().preprocess(nb, resources, km=km)
             except RuntimeError as err:  # jupyter_client: "Kernel died before replying to kernel_info"
@@ -203,6 +212,9 @@ class ResilientExecute(Execute):
         if self._stopped:
             cell.outputs = [_error_output("NotRun", self.not_run_message.format(reason=self._stopped))]
             return cell, resources
+        if not self._guarded:
+            self._guarded = True
+            self._install_guard(index)
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
@@ -228,6 +240,23 @@ class ResilientExecute(Execute):
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
                     out["name"] = "stdout"
         return cell, resources
+
+    def _install_guard(self, index):
+        """Run vaecourse_guard.py in the kernel, in a namespace of its own, before any submitted code."""
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "vaecourse_guard.py")) as f:
+            source = f.read() + f"\ninstall({set(self._tests)!r})\n"
+        setup = (
+            f"exec(compile({source!r}, 'vaecourse_guard.py', 'exec'), "
+            "{'__builtins__': dict(vars(__import__('builtins'))), '__name__': 'vaecourse_guard'})"
+        )
+        guard = nbformat.v4.new_code_cell(setup)
+        try:
+            self.execute_cell(guard, index, store_history=False)
+        except Exception as err:  # grading goes on without the guard; the tests' own checks remain
+            self.log.warning("could not install the test guard: %s", err)
+        errors = [o for o in guard.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:
+            self.log.warning("could not install the test guard: %s: %s", errors[0]["ename"], errors[0]["evalue"])
 
     def _stop(self, cell, ename, evalue, reason):
         self.log.warning("%s in cell: %s; the remaining cells are not run", ename, evalue)

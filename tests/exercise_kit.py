@@ -22,7 +22,13 @@ SOLUTIONS = REPO / "solutions"
 RELEASE = REPO / "book" / "exercises"
 AUTOGRADER = REPO / "autograder"
 ASSIGNMENTS = sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
-COURSE_FILES = ("nbgrader_config.py", "vaecourse_grader.py", "vaecourse_submissions.py", "release.py")
+COURSE_FILES = (
+    "nbgrader_config.py",
+    "vaecourse_grader.py",
+    "vaecourse_guard.py",
+    "vaecourse_submissions.py",
+    "release.py",
+)
 
 
 # ----------------------------------------------------------------------------- running nbgrader
@@ -285,6 +291,46 @@ def cheat_patched_allclose(nb):
     return nb
 
 
+PATCHED_BUILTINS = '''
+import builtins
+
+_real_type = builtins.type
+_Tensor = _real_type(torch.zeros(1))
+
+
+class Fake:
+    """Claims to be a tensor equal to anything: every comparison holds, every number is 0."""
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    def __sub__(self, other): return Fake()
+    __rsub__ = __add__ = __radd__ = __mul__ = __rmul__ = __truediv__ = __abs__ = __sub__
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: 0.0 if name == "item" else Fake()
+    __hash__ = object.__hash__
+
+
+class FakeType(_real_type):
+    def __call__(cls, *args, **kwargs):  # type(fake) is torch.Tensor
+        return _Tensor if len(args) == 1 and isinstance(args[0], Fake) else _real_type(*args, **kwargs)
+
+
+builtins.type = FakeType("type", (), {})
+abs = lambda x: 0.0  # and the notebook's own globals shadow the builtins
+all = any = lambda x: True
+'''
+
+
+def cheat_patched_builtins(nb):
+    """Rebind builtins.type so that a fake object passes ``type(x) is torch.Tensor``, and shadow
+    abs/all/any with notebook globals; answers are that fake object."""
+    _answer(nb, "gaussian_kl", PATCHED_BUILTINS + "\ndef gaussian_kl(mu, logvar):\n    return Fake()")
+    _answer(nb, "gaussian_log_likelihood", "def gaussian_log_likelihood(x, mean, logvar):\n    return Fake()")
+    return nb
+
+
 def cheat_edited_tests(nb):
     """Replace every test cell by `pass` (metadata kept) and answer with zeros."""
     for c in nb.cells:
@@ -364,6 +410,7 @@ CHEATS = {
     "hardcoded": cheat_hardcoded,
     "always-equal": cheat_always_equal,
     "patched-allclose": cheat_patched_allclose,
+    "patched-builtins": cheat_patched_builtins,
     "edited-tests": cheat_edited_tests,
     "deleted-tests": cheat_deleted_tests,
     "retyped-tests": cheat_retyped_tests,

@@ -219,3 +219,43 @@ def test_a_renamed_file_that_is_no_notebook_gets_both_notes(tmp_path):
     assert "handed in as `ex-Copy1.ipynb`" in nb.cells[0].source
     why = nb.cells[1].source
     assert "The file `ex-Copy1.ipynb` that was handed in" in why and "not valid JSON" in why
+
+
+def test_guard_puts_back_what_a_submission_replaced_before_each_test_cell():
+    """vaecourse_guard.py, as ResilientExecute installs it: a rebound builtin, torch function or
+    vaecourse function and a notebook global named like a builtin are undone for a test cell only."""
+    import builtins
+    import hashlib
+
+    import torch
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import vaecourse as vc
+
+    shell = InteractiveShell.instance()
+    shell.reset()
+    test = "seen = (abs(-2), all([0]), torch.allclose(torch.zeros(1), torch.ones(1)), vc.gaussian_kl.__name__)"
+    ns = {"__builtins__": dict(vars(builtins)), "__name__": "vaecourse_guard"}
+    exec(compile((AUTOGRADER / "vaecourse_guard.py").read_text(), "vaecourse_guard.py", "exec"), ns)
+    real = builtins.abs, torch.allclose, vc.gaussian_kl
+    hooks = len(shell.events.callbacks["pre_run_cell"]), len(shell.events.callbacks["post_run_cell"])
+    try:
+        ns["install"]({hashlib.sha256(test.encode()).hexdigest()})
+        cheat = (
+            "import builtins, types, torch, vaecourse as vc\n"
+            "builtins.abs = lambda x: 0\ntorch.allclose = lambda *a, **k: True\nvc.gaussian_kl = lambda *a: 0\n"
+            "all = lambda x: True\nmy_torch = torch\ntorch = types.SimpleNamespace(allclose=lambda *a: True)"
+        )
+        assert shell.run_cell(cheat, store_history=True).success
+        shell.run_cell("before = (abs(-2), all([0]))", store_history=True)
+        assert shell.user_ns["before"] == (0, True)  # a notebook cell: the submission's own names
+        assert shell.run_cell(test, store_history=True).success
+        assert shell.user_ns["seen"] == (2, False, False, "gaussian_kl")  # the test cell: the real ones
+        assert (builtins.abs, torch.allclose, vc.gaussian_kl) == real
+        shell.run_cell("after = all([0]), torch", store_history=True)  # the notebook's globals are back
+        assert shell.user_ns["after"][0] is True and shell.user_ns["after"][1] is not torch
+    finally:
+        builtins.abs, torch.allclose, vc.gaussian_kl = real
+        for event, n in zip(("pre_run_cell", "post_run_cell"), hooks):
+            del shell.events.callbacks[event][n:]
+        shell.reset()
