@@ -48,6 +48,7 @@ SHADOWED = tuple(
     "ValueError RuntimeError NameError KeyError IndexError AttributeError StopIteration ZeroDivisionError".split()
 )
 ALIASES = {"torch": "torch", "math": "math", "np": "numpy", "vc": "vaecourse", "random": "random"}
+ALIASES["__builtins__"] = "builtins"  # a notebook may swap in a dict of fake builtins
 _ABSENT = object()
 
 

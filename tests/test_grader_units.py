@@ -234,7 +234,7 @@ def test_guard_puts_back_what_a_submission_replaced_before_each_test_cell():
 
     shell = InteractiveShell.instance()
     shell.reset()
-    test = "seen = (abs(-2), all([0]), torch.allclose(torch.zeros(1), torch.ones(1)), vc.gaussian_kl.__name__)"
+    test = "seen = abs(-2), all([0]), len('ab'), torch.allclose(torch.zeros(1), torch.ones(1)), vc.gaussian_kl.__name__"
     ns = {"__builtins__": dict(vars(builtins)), "__name__": "vaecourse_guard"}
     exec(compile((AUTOGRADER / "vaecourse_guard.py").read_text(), "vaecourse_guard.py", "exec"), ns)
     real = builtins.abs, torch.allclose, vc.gaussian_kl
@@ -244,18 +244,20 @@ def test_guard_puts_back_what_a_submission_replaced_before_each_test_cell():
         cheat = (
             "import builtins, types, torch, vaecourse as vc\n"
             "builtins.abs = lambda x: 0\ntorch.allclose = lambda *a, **k: True\nvc.gaussian_kl = lambda *a: 0\n"
-            "all = lambda x: True\nmy_torch = torch\ntorch = types.SimpleNamespace(allclose=lambda *a: True)"
+            "all = lambda x: True\nmy_torch = torch\ntorch = types.SimpleNamespace(allclose=lambda *a: True)\n"
+            "__builtins__ = dict(vars(builtins), len=lambda x: 0)"
         )
         assert shell.run_cell(cheat, store_history=True).success
-        shell.run_cell("before = (abs(-2), all([0]))", store_history=True)
-        assert shell.user_ns["before"] == (0, True)  # a notebook cell: the submission's own names
+        shell.run_cell("before = (abs(-2), all([0]), len('ab'))", store_history=True)
+        assert shell.user_ns["before"] == (0, True, 0)  # a notebook cell: the submission's own names
         assert shell.run_cell(test, store_history=True).success
-        assert shell.user_ns["seen"] == (2, False, False, "gaussian_kl")  # the test cell: the real ones
+        assert shell.user_ns["seen"] == (2, False, 2, False, "gaussian_kl")  # the test cell: the real ones
         assert (builtins.abs, torch.allclose, vc.gaussian_kl) == real
         shell.run_cell("after = all([0]), torch", store_history=True)  # the notebook's globals are back
         assert shell.user_ns["after"][0] is True and shell.user_ns["after"][1] is not torch
     finally:
         builtins.abs, torch.allclose, vc.gaussian_kl = real
+        shell.user_ns["__builtins__"] = builtins  # reset() keeps the notebook's own
         for event, n in zip(("pre_run_cell", "post_run_cell"), hooks):
             del shell.events.callbacks[event][n:]
         shell.reset()
