@@ -26,6 +26,7 @@ Every preprocessor derives from ``NbGraderPreprocessor``: plain nbconvert prepro
 
 import hashlib
 import os
+import secrets
 
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -233,6 +234,8 @@ class ResilientExecute(Execute):
                 self._timeouts += 1
                 if self._timeouts >= self.max_timeouts:
                     self._stopped = f"{self._timeouts} cells ran past the {self.timeout} s limit"
+        if utils.is_grade(cell) and not self._stopped:
+            self._probe(cell, index)
         if utils.is_grade(cell):
             # nbgrader scores a test cell 0 if it wrote to stderr; a warning from correct code (say a
             # UserWarning from torch) should not cost the points, so stderr is shown as stdout here.
@@ -240,6 +243,47 @@ class ResilientExecute(Execute):
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
                     out["name"] = "stdout"
         return cell, resources
+
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+        # nbgrader fails a test cell only on an error *output*; a notebook that hides them (IPython's
+        # set_custom_exc, a replaced showtraceback) still gets an "error" reply: make it an output
+        content = (exec_reply or {}).get("content", {})
+        self._reply_status = content.get("status")
+        shown = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        if self._reply_status == "error" and not shown:
+            error = _error_output(content.get("ename", "Error"), content.get("evalue", ""))
+            cell.setdefault("outputs", []).append(error)
+        await super()._check_raise_for_error(cell, cell_index, exec_reply)
+
+    def _run_quietly(self, source, index):
+        """Run code in the kernel outside its history; the cell (with its outputs) and the reply status."""
+        extra = nbformat.v4.new_code_cell(source)
+        self._reply_status, current = None, self.nb.cells[index]
+        try:
+            self.execute_cell(extra, index, store_history=False)
+        finally:
+            self.nb.cells[index] = current  # nbclient stores the executed cell at `index`
+        return extra, self._reply_status
+
+    def _probe(self, cell, index):
+        """After a test cell, a check that must fail: if no error comes back, the notebook has changed
+        how errors are reported (a cell wrapped in try/except by an input transformer, say), and this
+        test cell and the rest of the notebook count as failed."""
+        token = secrets.token_hex(8)
+        source = f'"""Check {token}."""\n### BEGIN HIDDEN TESTS\nassert False, "{token}"\n### END HIDDEN TESTS'
+        try:
+            probe, status = self._run_quietly(source, index)
+        except (DeadKernelError, CellTimeoutError):
+            probe, status = None, None
+        if status == "error" or any(o.get("output_type") == "error" for o in getattr(probe, "outputs", [])):
+            return
+        self._stop(
+            cell,
+            "ErrorsHidden",
+            "a check that must fail reported no error after this cell: the notebook changed how errors "
+            "are reported, so this test and the rest of the notebook count as failed",
+            "an earlier cell stopped errors from being reported",
+        )
 
     def _install_guard(self, index):
         """Run vaecourse_guard.py in the kernel, in a namespace of its own, before any submitted code."""
@@ -249,11 +293,11 @@ class ResilientExecute(Execute):
             f"exec(compile({source!r}, 'vaecourse_guard.py', 'exec'), "
             "{'__builtins__': dict(vars(__import__('builtins'))), '__name__': 'vaecourse_guard'})"
         )
-        guard = nbformat.v4.new_code_cell(setup)
         try:
-            self.execute_cell(guard, index, store_history=False)
+            guard, _ = self._run_quietly(setup, index)
         except Exception as err:  # grading goes on without the guard; the tests' own checks remain
             self.log.warning("could not install the test guard: %s", err)
+            return
         errors = [o for o in guard.get("outputs", []) if o.get("output_type") == "error"]
         if errors:
             self.log.warning("could not install the test guard: %s: %s", errors[0]["ename"], errors[0]["evalue"])

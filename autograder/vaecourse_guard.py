@@ -12,6 +12,11 @@ for a test cell it
 * hides, for that cell only, notebook globals named like a builtin (``type``, ``abs``, ``all``, ...)
   and points ``torch``, ``math``, ``np``, ``vc`` at the real modules.
 
+After every cell it also removes what the notebook added to how IPython runs cells and reports errors
+(input and AST transformers, ``set_custom_exc``, event callbacks, replaced shell methods). The grader
+checks from outside too: an error reply without an error output becomes one, and after each test cell
+a check that must fail has to report an error (``ResilientExecute._probe``).
+
 Module state that is not a function, class or module (flags, caches) is left alone, and nothing is
 put back in the notebook's own cells, so correct code never sees a difference.
 """
@@ -52,6 +57,48 @@ ALIASES["__builtins__"] = "builtins"  # a notebook may swap in a dict of fake bu
 _ABSENT = object()
 
 
+def _from_notebook(obj):
+    """A function, lambda, bound method or object whose code was written in the notebook."""
+    try:
+        return getattr(obj, "__module__", None) == "__main__"
+    except Exception:  # an object that fails even to say where it comes from
+        return True
+
+
+def _shell_resetter(shell):
+    """What undoes a notebook's changes to how IPython runs cells and reports errors: input and AST
+    transformers (a cell wrapped in try/except), set_custom_exc, event callbacks, and shell methods
+    replaced on the instance or its classes. Called after every cell, so nothing a notebook adds
+    there reaches a later cell."""
+    tm = shell.input_transformer_manager
+    lists = [(tm, "cleanup_transforms"), (tm, "line_transforms"), (tm, "token_transformers")]
+    lists += [(shell, "input_transformers_post"), (shell, "ast_transformers")]
+    saved_lists = [(owner, attr, list(getattr(owner, attr))) for owner, attr in lists]
+    custom = shell.custom_exceptions, shell.CustomTB
+    functions = types.FunctionType
+    classes = [(c, {k: v for k, v in vars(c).items() if isinstance(v, functions)}) for c in type(shell).mro()]
+
+    def reset():
+        for owner, attr, saved in saved_lists:
+            current = getattr(owner, attr)
+            extra = [x for x in current if x not in saved and not _from_notebook(x)]  # IPython's own, added later
+            setattr(owner, attr, saved + extra)
+        if (shell.custom_exceptions, shell.CustomTB) != custom:
+            shell.custom_exceptions, shell.CustomTB = custom
+        for cls, functions in classes:
+            for k, v in functions.items():
+                if vars(cls).get(k, _ABSENT) is not v:
+                    setattr(cls, k, v)
+            for k in [k for k, v in vars(cls).items() if k not in functions and _from_notebook(v)]:
+                delattr(cls, k)
+        for k in [k for k, v in vars(shell).items() if _from_notebook(v)]:
+            delattr(shell, k)
+        for callbacks in shell.events.callbacks.values():
+            callbacks[:] = [f for f in callbacks if not _from_notebook(f)]
+
+    return reset
+
+
 def _kept(value):
     """What is put back: functions, classes and modules, not mutable module state."""
     return callable(value) or isinstance(value, types.ModuleType)
@@ -74,11 +121,12 @@ def install(test_hashes):
             classes += [v for v in vars(m).values() if isinstance(v, type) and v.__module__.startswith("vaecourse")]
     saved_classes = [(c, dict(vars(c))) for c in dict.fromkeys(classes)]
     aliases = {a: mods[m] for a, m in ALIASES.items() if m in mods}
-    stash = {}
+    stash, reset_shell = {}, _shell_resetter(shell)
 
     def before(info):
         if sha256((info.raw_cell or "").encode()).hexdigest() not in test_hashes:
             return
+        reset_shell()
         for name, (module, entries) in saved.items():
             modules[name] = module
             current = vars(module)
@@ -107,6 +155,7 @@ def install(test_hashes):
                 ns[k] = module
 
     def after(result):
+        reset_shell()
         ns = shell.user_ns
         while stash:
             k, v = stash.popitem()

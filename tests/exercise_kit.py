@@ -331,6 +331,31 @@ def cheat_patched_builtins(nb):
     return nb
 
 
+def cheat_swallowed_errors(nb):
+    """IPython's own hook for exceptions: every failing test cell shows no error."""
+    _answer(
+        nb,
+        "gaussian_kl",
+        "get_ipython().set_custom_exc((BaseException,), lambda shell, etype, value, tb, tb_offset=None: None)\n"
+        "def gaussian_kl(mu, logvar):\n    return torch.zeros(mu.shape[:-1])",
+    )
+    return nb
+
+
+def cheat_wrapped_cells(nb):
+    """An input transformer that wraps every later cell in try/except, so no cell ever fails."""
+    _answer(
+        nb,
+        "gaussian_kl",
+        "def swallow(lines):\n"
+        "    body = ['    ' + line if line.endswith('\\n') else '    ' + line + '\\n' for line in lines]\n"
+        "    return ['try:\\n', *body, '    pass\\n', 'except BaseException:\\n', '    pass\\n']\n\n"
+        "get_ipython().input_transformers_post.append(swallow)\n\n"
+        "def gaussian_kl(mu, logvar):\n    return torch.zeros(mu.shape[:-1])",
+    )
+    return nb
+
+
 def cheat_edited_tests(nb):
     """Replace every test cell by `pass` (metadata kept) and answer with zeros."""
     for c in nb.cells:
@@ -411,6 +436,8 @@ CHEATS = {
     "always-equal": cheat_always_equal,
     "patched-allclose": cheat_patched_allclose,
     "patched-builtins": cheat_patched_builtins,
+    "swallowed-errors": cheat_swallowed_errors,
+    "wrapped-cells": cheat_wrapped_cells,
     "edited-tests": cheat_edited_tests,
     "deleted-tests": cheat_deleted_tests,
     "retyped-tests": cheat_retyped_tests,

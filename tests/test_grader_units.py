@@ -245,9 +245,14 @@ def test_guard_puts_back_what_a_submission_replaced_before_each_test_cell():
             "import builtins, types, torch, vaecourse as vc\n"
             "builtins.abs = lambda x: 0\ntorch.allclose = lambda *a, **k: True\nvc.gaussian_kl = lambda *a: 0\n"
             "all = lambda x: True\nmy_torch = torch\ntorch = types.SimpleNamespace(allclose=lambda *a: True)\n"
-            "__builtins__ = dict(vars(builtins), len=lambda x: 0)"
+            "__builtins__ = dict(vars(builtins), len=lambda x: 0)\n"
+            "wrap = lambda lines: ['try:\\n', *['    ' + line for line in lines], '\\nexcept BaseException: pass\\n']\n"
+            "get_ipython().input_transformers_post.append(wrap)\n"
+            "get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)"
         )
         assert shell.run_cell(cheat, store_history=True).success
+        assert shell.input_transformers_post == [] and shell.custom_exceptions == ()  # gone after that cell
+        assert shell.run_cell("assert False", store_history=True).error_in_exec.__class__ is AssertionError
         shell.run_cell("before = (abs(-2), all([0]), len('ab'))", store_history=True)
         assert shell.user_ns["before"] == (0, True, 0)  # a notebook cell: the submission's own names
         assert shell.run_cell(test, store_history=True).success
@@ -261,3 +266,34 @@ def test_guard_puts_back_what_a_submission_replaced_before_each_test_cell():
         for event, n in zip(("pre_run_cell", "post_run_cell"), hooks):
             del shell.events.callbacks[event][n:]
         shell.reset()
+
+
+def _graded(source, gid):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "points": 1, "grade_id": gid}
+    return cell
+
+
+WRAP = (
+    "for callbacks in get_ipython().events.callbacks.values():\n"
+    "    callbacks.clear()  # whatever the grader hooked in\n"
+    "wrap = lambda lines: ['try:\\n', *['    ' + line for line in lines], '\\nexcept BaseException: pass\\n']\n"
+    "get_ipython().input_transformers_post.append(wrap)"
+)
+SWALLOW = "get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)"
+
+
+@pytest.mark.parametrize(
+    "first, want",
+    [
+        (SWALLOW, ["AssertionError", "AssertionError"]),  # errors not shown: taken from the kernel's reply
+        (WRAP, ["ErrorsHidden", "NotRun"]),  # cells that cannot fail: the probe after the first test
+    ],
+)
+def test_a_notebook_cannot_hide_a_failing_test(first, want):
+    nb = _notebook()
+    nb.cells = [nbformat.v4.new_code_cell(first), _graded('"""t1"""\nassert False', "t1"), _graded("assert 0", "t2")]
+    nb, _ = ResilientExecute().preprocess(nb, {"metadata": {"path": "."}})
+    got = [[o["ename"] for o in c.outputs if o["output_type"] == "error"] for c in nb.cells[1:]]
+    assert [e[-1] if e else None for e in got] == want, got
+    assert [c.source for c in nb.cells[1:]] == ['"""t1"""\nassert False', "assert 0"]  # probes left no trace
