@@ -12,7 +12,8 @@
     ResilientExecute     autograde: a kernel that dies (``os._exit``) or stops answering (an infinite loop
                          that swallows KeyboardInterrupt) fails the cell it was in and the cells after it,
                          instead of failing the whole submission; time per notebook stays bounded.
-                         A warning printed (to stderr) by correct code does not zero a test cell.
+                         A warning printed (to stderr) by correct code does not zero a test cell;
+                         a notebook cannot rebind what the tests use or hide a failed test.
     FeedbackSanitizer    generate_feedback: remove hidden tests from test cells and shorten their error
                          tracebacks to ``Name: message`` (a traceback quotes the lines around the failure).
 
@@ -181,6 +182,8 @@ class ResilientExecute(Execute):
     * Before the first cell, ``vaecourse_guard.py`` is installed in the kernel (not in its history):
       ahead of each test cell it puts back builtins, torch and vaecourse functions the notebook
       replaced, so a submission that rebinds ``type`` or ``torch.allclose`` fools no test.
+    * A failed test cannot be hidden: an error reply with no error output gets one, and after each
+      test cell a probe that must fail has to report an error (see ``_probe``).
     """
 
     max_timeouts = Integer(2, help="Timed-out cells after which the rest of a notebook is not run.").tag(config=True)
