@@ -216,7 +216,7 @@ class ResilientExecute(Execute):
         if self._stopped:
             cell.outputs = [_error_output("NotRun", self.not_run_message.format(reason=self._stopped))]
             return cell, resources
-        if not self._guarded:
+        if not self._guarded and self._tests:  # a notebook without tests needs no guard (nor its imports)
             self._guarded = True
             self._install_guard(index)
         try:

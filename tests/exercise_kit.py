@@ -342,20 +342,6 @@ def cheat_swallowed_errors(nb):
     return nb
 
 
-def cheat_wrapped_cells(nb):
-    """An input transformer that wraps every later cell in try/except, so no cell ever fails."""
-    _answer(
-        nb,
-        "gaussian_kl",
-        "def swallow(lines):\n"
-        "    body = ['    ' + line if line.endswith('\\n') else '    ' + line + '\\n' for line in lines]\n"
-        "    return ['try:\\n', *body, '    pass\\n', 'except BaseException:\\n', '    pass\\n']\n\n"
-        "get_ipython().input_transformers_post.append(swallow)\n\n"
-        "def gaussian_kl(mu, logvar):\n    return torch.zeros(mu.shape[:-1])",
-    )
-    return nb
-
-
 def cheat_edited_tests(nb):
     """Replace every test cell by `pass` (metadata kept) and answer with zeros."""
     for c in nb.cells:
@@ -437,7 +423,6 @@ CHEATS = {
     "patched-allclose": cheat_patched_allclose,
     "patched-builtins": cheat_patched_builtins,
     "swallowed-errors": cheat_swallowed_errors,
-    "wrapped-cells": cheat_wrapped_cells,
     "edited-tests": cheat_edited_tests,
     "deleted-tests": cheat_deleted_tests,
     "retyped-tests": cheat_retyped_tests,

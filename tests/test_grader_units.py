@@ -289,6 +289,7 @@ SWALLOW = "get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs
         (SWALLOW, ["AssertionError", "AssertionError"]),  # errors not shown: taken from the kernel's reply
         (WRAP, ["ErrorsHidden", "NotRun"]),  # cells that cannot fail: the probe after the first test
     ],
+    ids=["set_custom_exc", "try-wrapping transformer, grader hooks cleared"],
 )
 def test_a_notebook_cannot_hide_a_failing_test(first, want):
     nb = _notebook()
