@@ -274,10 +274,13 @@ def _graded(source, gid):
     return cell
 
 
-WRAP = (
+WRAP = (  # wraps in try/except only the cells that call gaussian_kl (the tests), after removing the grader's hooks
     "for callbacks in get_ipython().events.callbacks.values():\n"
-    "    callbacks.clear()  # whatever the grader hooked in\n"
-    "wrap = lambda lines: ['try:\\n', *['    ' + line for line in lines], '\\nexcept BaseException: pass\\n']\n"
+    "    callbacks.clear()\n"
+    "def wrap(lines):\n"
+    "    if not any('gaussian_kl' in line for line in lines):\n"
+    "        return lines\n"
+    "    return ['try:\\n', *['    ' + line for line in lines], '\\nexcept BaseException: pass\\n']\n"
     "get_ipython().input_transformers_post.append(wrap)"
 )
 SWALLOW = "get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)"
@@ -289,12 +292,13 @@ SWALLOW = "get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs
         (SWALLOW, ["AssertionError", "AssertionError"]),  # errors not shown: taken from the kernel's reply
         (WRAP, ["ErrorsHidden", "NotRun"]),  # cells that cannot fail: the probe after the first test
     ],
-    ids=["set_custom_exc", "try-wrapping transformer, grader hooks cleared"],
+    ids=["set_custom_exc", "transformer wrapping the tests in try, grader hooks cleared"],
 )
 def test_a_notebook_cannot_hide_a_failing_test(first, want):
     nb = _notebook()
-    nb.cells = [nbformat.v4.new_code_cell(first), _graded('"""t1"""\nassert False', "t1"), _graded("assert 0", "t2")]
+    t1, t2 = '"""t1"""\nassert gaussian_kl is None', "assert 0  # gaussian_kl"
+    nb.cells = [nbformat.v4.new_code_cell(first + "\ngaussian_kl = 1"), _graded(t1, "t1"), _graded(t2, "t2")]
     nb, _ = ResilientExecute().preprocess(nb, {"metadata": {"path": "."}})
     got = [[o["ename"] for o in c.outputs if o["output_type"] == "error"] for c in nb.cells[1:]]
     assert [e[-1] if e else None for e in got] == want, got
-    assert [c.source for c in nb.cells[1:]] == ['"""t1"""\nassert False', "assert 0"]  # probes left no trace
+    assert [c.source for c in nb.cells[1:]] == [t1, t2]  # the probes left no trace
