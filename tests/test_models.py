@@ -241,6 +241,14 @@ def test_model_input_errors():
             with pytest.raises(ValueError, match=r"z must be a tensor of shape \(\.\.\., 2\), got " + got):
                 call(z)
     assert model.decode(torch.zeros(4, 3, 2)).shape == (4, 3, 8)
+    linear = vc.LinearGaussianVAE(8, 2)
+    for m in (model, linear):  # encode: was torch's "mat1 and mat2 shapes cannot be multiplied"
+        for x, got in ((torch.rand(5, 7), r"\(5, 7\)"), (torch.tensor(1.0), r"\(\)"), ([0.0] * 8, "list")):
+            with pytest.raises(ValueError, match=r"x must be a tensor of shape \(\.\.\., 8\), got " + got):
+                m.encode(x)
+        with pytest.raises(ValueError, match=r"z must be a tensor of shape \(\.\.\., 2\), got \(5, 3\)"):
+            m.decode(torch.rand(5, 3))
+        assert m.encode(torch.rand(4, 8))[0].shape == (4, 2)
 
 
 @pytest.mark.parametrize(

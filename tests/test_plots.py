@@ -129,6 +129,26 @@ def test_unconditional_models_reject_y(small):
         vc.plot_traversal(model, n=3, y=y[0])
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, x: vc.plot_reconstructions(m, x),
+        lambda m, x: vc.plot_samples(m, n=3),
+        lambda m, x: vc.plot_latent_scatter(m, x, torch.zeros(len(x))),
+        lambda m, x: vc.plot_traversal(m, n=3),
+        lambda m, x: vc.plot_interpolation(m, x[0], x[1]),
+        lambda m, x: vc.latent_explorer(m, static=True),
+        lambda m, x: vc.active_units(m, x),
+    ],
+)
+def test_a_model_argument_that_is_not_a_model_is_named(small, call):
+    x = small[2]
+    for wrong, name in ((torch.nn.Linear(x.shape[1], 2), "Linear"), ("vae", "str")):  # was: AttributeError
+        with pytest.raises(TypeError, match=f"model must be a vc.VAE or vc.LinearGaussianVAE .*got {name}$"):
+            call(wrong, x)
+    plt.close("all")
+
+
 def test_show_images_reads_integer_pixels_and_rejects_far_out_floats(small):
     x = small[2]
     u8 = (x * 255).round().to(torch.uint8)

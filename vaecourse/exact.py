@@ -14,6 +14,7 @@ import numbers
 import torch
 import torch.nn as nn
 
+from .inputs import _check_width
 from .losses import _check_values, _gaussian_kl_per_dim, _log_normal
 from .models import _LatentModel, _positive_int
 
@@ -56,10 +57,12 @@ class LinearGaussianVAE(_LatentModel):
         self.enc_logvar = nn.Parameter(torch.zeros(self.z_dim))  # q's variances do not depend on x
 
     def encode(self, x, y=None):
+        _check_width("x", x, self.x_dim)
         mu = self.enc(x)  # (B, Z)
         return mu, self.enc_logvar.expand_as(mu)
 
     def decode(self, z, y=None):
+        _check_width("z", z, self.z_dim)
         return z @ self.W.T + self.b  # (..., D)
 
     decode_mean = decode

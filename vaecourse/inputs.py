@@ -4,6 +4,7 @@ Holds:
     InputChecks -- a mixin for models with ``x_dim``, ``cond_dim`` and parameters: ``_check_x``
                    (x's type, dtype, shape and values), ``_check_y`` (a conditional model's labels)
                    and ``_check_input`` (both, plus x on the model's device and in its dtype).
+    _check_model -- that a function given a model got one of this package's (a vc.VAE, a subclass...).
 """
 
 import torch
@@ -19,6 +20,19 @@ def _broadcasts_to(t, shape):
         return torch.broadcast_shapes(t.shape, shape) == shape
     except RuntimeError:
         return False
+
+
+def _check_model(model):
+    """A TypeError that names what was passed if ``model`` is not one of the package's models."""
+    if not (isinstance(model, InputChecks) and isinstance(model, torch.nn.Module)):
+        raise TypeError(f"model must be a vc.VAE or vc.LinearGaussianVAE (or a subclass), got {type(model).__name__}")
+
+
+def _check_width(name, t, width):
+    """That ``t`` is a tensor of shape (..., width): the cheap check of encode and decode (no value scan)."""
+    if not isinstance(t, torch.Tensor) or t.dim() < 1 or t.shape[-1] != width:
+        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"{name} must be a tensor of shape (..., {width}), got {got}")
 
 
 class InputChecks:

@@ -18,7 +18,7 @@ import numbers
 import torch
 import torch.nn as nn
 
-from .inputs import InputChecks
+from .inputs import InputChecks, _check_width
 from .losses import (
     _bernoulli_log_likelihood,
     _check_int,
@@ -286,14 +286,13 @@ class VAE(_LatentModel):
 
     def encode(self, x, y=None):
         """q(z|x) = N(mu, diag(exp(logvar))): returns ``(mu, logvar)``, each (B, Z)."""
+        _check_width("x", x, self.x_dim)
         mu, logvar = self.encoder(self._cat(x, y)).chunk(2, dim=-1)
         return mu, logvar
 
     def decode(self, z, y=None):
         """Decoder parameters for z of shape (..., Z): logits (Bernoulli) or means (Gaussian), (..., D)."""
-        if not isinstance(z, torch.Tensor) or z.dim() < 1 or z.shape[-1] != self.z_dim:
-            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"z must be a tensor of shape (..., {self.z_dim}), got {got}")
+        _check_width("z", z, self.z_dim)
         return self.decoder(self._cat(z, y))
 
     def decode_mean(self, z, y=None):

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .inputs import _check_model
 from .losses import _check_int, _check_real, _check_values
 
 __all__ = [
@@ -189,6 +190,7 @@ def _grid(images, ncols, title=None, ax=None, size=0.6):
 def plot_reconstructions(model, x, n=10, *, y=None, title="Top: data. Bottom: reconstructions"):
     """Show the first ``n`` images of ``x`` (all of them if x has fewer) and their reconstructions
     (decoder mean at the posterior mean). A conditional model needs ``y``: (cond_dim,) or one row per image."""
+    _check_model(model)
     n = _check_int("n", n)
     x = _data(model, "x", _as_tensor("x", x)[:n])  # only the images shown are moved and checked
     y = _label(model, y[:n] if y is not None and np.ndim(y) == 2 else y, x.shape[0])
@@ -199,6 +201,7 @@ def plot_reconstructions(model, x, n=10, *, y=None, title="Top: data. Bottom: re
 def plot_samples(model, n=40, ncols=10, *, y=None, title="Samples: decoder means for z ~ N(0, I)"):
     """Show ``n`` decoder means for latents drawn from the prior (a conditional model: ``y`` of shape
     (cond_dim,) for all, or (n, cond_dim))."""
+    _check_model(model)
     n, ncols = _check_int("n", n), _check_int("ncols", ncols)
     return _grid(model.sample(n, y=_label(model, y, n)).cpu(), ncols, title)
 
@@ -210,6 +213,7 @@ def plot_latent_scatter(model, x, labels, *, y=None, dims=(0, 1), title="Posteri
     ``labels`` colour the points (integers 0-9, one per example); a conditional model also needs ``y``,
     its one-hot input: (cond_dim,) for all examples or one row per example.
     """
+    _check_model(model)
     dims = _latent_pair(model, dims, "plot_latent_scatter")
     x = _data(model, "x", x)
     mu, _ = model.encode(x, _label(model, y, x.shape[0]))
@@ -239,6 +243,7 @@ def plot_traversal(
     With a 2-D latent space this is the whole learned manifold; ``extent`` is in prior standard
     deviations. A conditional model decodes every image with the one label ``y``, shape (cond_dim,).
     """
+    _check_model(model)
     n, extent = _check_int("n", n), _check_real("extent", extent, "> 0", lambda v: v > 0)
     dims = _latent_pair(model, dims, "plot_traversal")
     y = _label(model, y)
@@ -263,6 +268,7 @@ def plot_interpolation(model, x_a, x_b, steps=10, *, y=None, title="Decoding the
     ``x_a`` and ``x_b`` are single examples, shape (D,) or (1, D). A conditional model encodes both and
     decodes the line with the one label ``y``, shape (cond_dim,).
     """
+    _check_model(model)
     steps = _check_int("steps", steps)
     x_a, x_b = _data(model, "x_a", x_a, one=True), _data(model, "x_b", x_b, one=True)
     y = _label(model, y)

@@ -25,6 +25,7 @@ import torch
 
 from .backprop import FLUSH_EVERY, FusedAdam, ManualELBO, _flush_tiny_moments_
 from .device import get_device
+from .inputs import _check_model
 from .losses import _check_int, _check_k, _check_number, _check_real, _check_values, _tensor
 from .steps import Steps, cuda_graph
 
@@ -291,6 +292,7 @@ def latent_activity(model, x, *, y=None, batch_size=1000):
 
     ``x`` is (N, D) in the model's dtype, N >= 2, on any device (each batch is moved to the model's);
     ``y`` (N, C), or (C,) for every example."""
+    _check_model(model)
     model._check_x(x)
     if x.dim() != 2:
         raise ValueError(f"x must have shape (N, {model.x_dim}), got {tuple(x.shape)}")
