@@ -170,6 +170,13 @@ def test_train_names_a_wrong_model_or_optimizer():
     for opt in ("adam", torch.optim.Adam):  # a name, the class instead of an instance
         with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
             vc.train(vc.VAE(12, 2, hidden=(8,)), x, epochs=1, optimizer=opt, progress=False)
+    model, other = vc.VAE(12, 2, hidden=(8,)), vc.VAE(12, 2, hidden=(8,))
+    with pytest.raises(ValueError, match="optimizer holds none of this model's parameters"):  # trained nothing
+        vc.train(model, x, epochs=1, optimizer=torch.optim.SGD(other.parameters(), lr=0.1), progress=False)
+    encoder_only = torch.optim.SGD(model.encoder.parameters(), lr=0.1)  # some of them: allowed (decoder frozen)
+    before = [p.clone() for p in model.decoder.parameters()]
+    vc.train(model, x, epochs=1, optimizer=encoder_only, progress=False)
+    assert all(p.equal(b) for p, b in zip(model.decoder.parameters(), before))
 
 
 def test_sigmoid_schedule_far_before_its_midpoint_is_zero_not_an_overflow():

@@ -187,6 +187,9 @@ def train(
     steps_like = all(callable(getattr(optimizer, f, None)) for f in ("step", "zero_grad"))
     if optimizer is not None and (isinstance(optimizer, type) or not steps_like):  # not the class itself
         raise TypeError(f"optimizer must be a torch.optim.Optimizer over model.parameters(), got {optimizer!r:.80}")
+    held = {id(p) for g in getattr(optimizer, "param_groups", ()) for p in g["params"]}  # a torch optimizer's
+    if held and not any(id(p) in held for p in model.parameters()):  # e.g. made before the model was rebuilt
+        raise ValueError("optimizer holds none of this model's parameters: make it with model.parameters()")
     x, y = _split_data(data)
     x, y = _check_data(model, x, y, dynamic_binarization)
     epochs = _check_int("epochs", epochs)
