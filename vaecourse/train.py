@@ -182,8 +182,7 @@ def train(
         dict of per-epoch lists: ``loss`` (mean negative objective), ``recon`` (mean log p(x|z)),
         ``kl`` (mean KL(q||p)), ``beta`` (KL weight at the epoch's end), ``seconds``, ``samples_per_s``.
     """
-    if not isinstance(model, torch.nn.Module) or not callable(getattr(model, "objective_terms", None)):
-        raise TypeError(f"model must be a vc.VAE or vc.LinearGaussianVAE (or a subclass), got {type(model).__name__}")
+    _check_model(model)
     steps_like = all(callable(getattr(optimizer, f, None)) for f in ("step", "zero_grad"))
     if optimizer is not None and (isinstance(optimizer, type) or not steps_like):  # not the class itself
         raise TypeError(f"optimizer must be a torch.optim.Optimizer over model.parameters(), got {optimizer!r:.80}")
