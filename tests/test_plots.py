@@ -1,6 +1,7 @@
 """Plot helpers return labelled figures; widgets build live and degrade to a static figure."""
 
 import copy
+import re
 
 import matplotlib
 
@@ -146,6 +147,16 @@ def test_a_model_argument_that_is_not_a_model_is_named(small, call):
     for wrong, name in ((torch.nn.Linear(x.shape[1], 2), "Linear"), ("vae", "str")):  # was: AttributeError
         with pytest.raises(TypeError, match=f"model must be a vc.VAE or vc.LinearGaussianVAE .*got {name}$"):
             call(wrong, x)
+    plt.close("all")
+
+
+def test_plot_reconstructions_names_the_shape_it_was_given(small):
+    model, x = small[0], small[2]
+    for bad in (x[0], x[:3].reshape(3, 2, -1)):  # one unbatched image; images not flattened
+        with pytest.raises(
+            ValueError, match=rf"x must have shape \(N, {x.shape[1]}\) .*got " + re.escape(str(tuple(bad.shape)))
+        ):
+            vc.plot_reconstructions(model, bad)  # was: the shape of bad[:10]
     plt.close("all")
 
 

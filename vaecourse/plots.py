@@ -25,14 +25,9 @@ from .inputs import _check_model
 from .losses import _check_int, _check_real, _check_values
 
 __all__ = [
-    "show_images",
-    "plot_reconstructions",
-    "plot_samples",
-    "plot_latent_scatter",
-    "plot_traversal",
-    "plot_interpolation",
-    "plot_history",
-]
+    "show_images", "plot_reconstructions", "plot_samples", "plot_latent_scatter", "plot_traversal",
+    "plot_interpolation", "plot_history",
+]  # fmt: skip
 
 # show_images clips float images to [0, 1] (a Gaussian decoder's means overshoot, by up to about 7 at 3 prior
 # standard deviations on MNIST) but rejects values further out than this: 0..255 pixels, or a bug
@@ -192,7 +187,8 @@ def plot_reconstructions(model, x, n=10, *, y=None, title="Top: data. Bottom: re
     (decoder mean at the posterior mean). A conditional model needs ``y``: (cond_dim,) or one row per image."""
     _check_model(model)
     n = _check_int("n", n)
-    x = _data(model, "x", _as_tensor("x", x)[:n])  # only the images shown are moved and checked
+    x = _as_tensor("x", x)
+    x = _data(model, "x", x[:n] if x.dim() == 2 else x)  # only the images shown are moved and checked
     y = _label(model, y[:n] if y is not None and np.ndim(y) == 2 else y, x.shape[0])
     recon = model.reconstruct(x, y=y)
     return _grid(torch.cat([x.cpu(), recon.cpu()]), x.shape[0], title)
