@@ -193,10 +193,10 @@ class ResilientExecute(Execute):
     )
 
     def preprocess(self, nb, resources=None, km=None):
+        tests = [c for c in nb.cells if c.cell_type == "code" and utils.is_grade(c)]
+        self._tests = sorted(hashlib.sha256(c.source.encode()).hexdigest() for c in tests)
         for attempt in range(1, self.startup_attempts + 1):
             self._stopped, self._timeouts, self._started, self._guarded = None, 0, False, False
-            tests = [c for c in nb.cells if c.cell_type == "code" and utils.is_grade(c)]
-            self._tests = sorted(hashlib.sha256(c.source.encode()).hexdigest() for c in tests)
             try:
                 return super().preprocess(nb, resources, km=km)
             except RuntimeError as err:  # jupyter_client: "Kernel died before replying to kernel_info"
@@ -237,9 +237,9 @@ class ResilientExecute(Execute):
                 self._timeouts += 1
                 if self._timeouts >= self.max_timeouts:
                     self._stopped = f"{self._timeouts} cells ran past the {self.timeout} s limit"
-        if utils.is_grade(cell) and not self._stopped:
-            self._probe(cell, index)
         if utils.is_grade(cell):
+            if not self._stopped:
+                self._probe(cell, index)
             # nbgrader scores a test cell 0 if it wrote to stderr; a warning from correct code (say a
             # UserWarning from torch) should not cost the points, so stderr is shown as stdout here.
             for out in cell.get("outputs", []):
