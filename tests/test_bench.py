@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-import vaecourse as vc
+from benchmarks.bench import CanonicalVAE, format_table, main, summarize
+from benchmarks.memory import PeakRSS
 from vaecourse import VAE
-from vaecourse.bench import CanonicalVAE, format_table, main, summarize
-from vaecourse.memory import PeakRSS
 
 
 def test_canonical_model_starts_from_the_same_weights():
@@ -22,25 +21,23 @@ def test_canonical_model_starts_from_the_same_weights():
     torch.testing.assert_close(torch.sigmoid(canon.fc4(torch.relu(canon.fc3(z)))), ours.decode_mean(z))
 
 
-def test_quick_benchmark_prints_table_losses_agree_and_chunking_is_exact(capsys):
-    res = main(["--quick", "--device", "cpu"])  # what `python -m vaecourse.bench --quick` runs
+def test_quick_benchmark_prints_table_losses_agree_and_chunks_agree(capsys):
+    res = main(["--quick", "--device", "cpu"])  # what `python -m benchmarks.bench --quick` runs
     out = capsys.readouterr().out
     assert "| canonical |" in out and "| vc.train |" in out and "chunk sizes agree" in out
     assert "1 epoch," in out and "epoch 1" not in out  # one epoch: no first/last-quarter columns
     s = summarize(res)
     a, b = s["canonical"]["loss"], s["vc.train"]["loss"]
     assert 100 < a < 400 and abs(a - b) / a < 0.03, (a, b)  # same loss after the same epochs
-    assert s["canonical"]["samples_per_s"] > 0 and s["ratio"] > 0
+    assert f"| vc.train | {s['vc.train']['samples_per_s']:,.0f} | {s['ratio']:.2f}x |" in out  # the ratio printed
     peaks = [r["peak_mib"] for r in res["rows"]] + [r["peak_mib"] for r in res["log_likelihood"]]
     assert all(p is not None and p >= 0 for p in peaks), peaks  # measured on a CPU too
     assert "peak memory: resident memory above" in out
     ll = res["log_likelihood"]
     assert ll[0]["chunk"] != ll[1]["chunk"] and all(torch.isfinite(r["estimates"]).all() for r in ll)
-    cap = vc.models.CPU_PIECE_FLOATS // (100 * 784)  # samples of 100 MNIST images in the CPU's pieces
-    assert ll[0]["at_once"] == min(10, cap) and ll[1]["at_once"] == min(200, cap)
-    assert ll[0]["at_once"] < ll[1]["at_once"] < ll[1]["chunk"]  # the small chunk under the cap, the large one cut
-    # same seed, different chunk sizes: the same draws merged by logaddexp, equal up to float error
-    torch.testing.assert_close(ll[0]["estimates"], ll[1]["estimates"], rtol=0, atol=1e-3)
+    # two chunk sizes, one estimator: the estimates agree to Monte Carlo error (K = 200 per image)
+    assert (ll[0]["estimates"] - ll[1]["estimates"]).abs().mean() < 0.5
+    assert abs(ll[0]["mean_log_likelihood"] - ll[1]["mean_log_likelihood"]) < 0.2
 
 
 def test_summary_takes_pairwise_ratios_and_epoch_windows():
@@ -80,7 +77,7 @@ def test_summary_takes_pairwise_ratios_and_epoch_windows():
     assert "| loop | samples/s | ratio | epochs 1-2 | epochs 7-8 |" in table
     assert "| vc.train | 133 | 3.00x | 133 | 133 | 1.00 | - |" in table  # medians: 100 x 8 / (4 x 1.5), ...
     assert "  epochs 7-8: 4.00x (4.00x to 4.00x)" in table
-    assert "| 1 | 1 | 1.0 | - | -1.00 |" in table  # memory that could not be measured: a dash, not a crash
+    assert "| 1 | 1.0 | - | -1.00 |" in table  # memory that could not be measured: a dash, not a crash
 
 
 def test_peak_memory_sees_a_short_lived_allocation():
@@ -112,7 +109,7 @@ def test_peak_memory_without_proc_samples_with_psutil_or_reports_nothing(monkeyp
     import sys
     import time
 
-    from vaecourse import memory
+    from benchmarks import memory
 
     def no_proc(field):
         raise OSError("no /proc here")
@@ -138,7 +135,7 @@ def test_counts_below_one_are_command_line_errors(args, capsys):
 
 
 def test_quick_sets_small_defaults_and_explicit_values_still_apply(monkeypatch):
-    import vaecourse.bench as bench
+    import benchmarks.bench as bench
 
     calls = []  # run_benchmark's (epochs, reps, device, ll_k, ll_n): nothing is trained here
     monkeypatch.setattr(bench, "run_benchmark", lambda *args: calls.append(args[:5]) or {})

@@ -1,9 +1,5 @@
 """Data loaders (offline), the IDX reader and the checksummed download, tested on files we write."""
 
-import gzip
-import hashlib
-import struct
-
 import numpy as np
 import pytest
 import torch
@@ -52,71 +48,6 @@ def test_binarized_loader_and_binarize():
         vc.binarize(torch.tensor([0.5, float("nan")]))
 
 
-def _write_idx(path, array, code):
-    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    dtype = {0x08: ">u1", 0x0D: ">f4"}[code]
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(dtype).tobytes())
-
-
-def test_read_idx_roundtrip(tmp_path):
-    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    _write_idx(tmp_path / "a.gz", arr, 0x08)
-    np.testing.assert_array_equal(vc.read_idx(tmp_path / "a.gz"), arr)
-    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
-    with pytest.raises(ValueError, match="not an IDX file"):
-        vc.read_idx(tmp_path / "bad")
-
-
-def _fake_mnist(src):
-    rng = np.random.RandomState(0)
-    files = {}
-    for prefix, n in (("train", 6), ("t10k", 3)):
-        _write_idx(src / f"{prefix}-images-idx3-ubyte.gz", rng.randint(0, 256, (n, 28, 28)), 0x08)
-        _write_idx(src / f"{prefix}-labels-idx1-ubyte.gz", rng.randint(0, 10, (n,)), 0x08)
-    for p in src.iterdir():
-        files[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return files
-
-
-def test_download_mnist_offline_with_checksums(tmp_path):
-    src, root = tmp_path / "mirror", tmp_path / "data"
-    src.mkdir()
-    files = _fake_mnist(src)
-    assert set(files) == set(vc.MNIST_FILES)  # same four file names as the real set
-    split = vc.download_mnist(root, base_url=src.as_uri(), files=files, progress=False)
-    assert split.x_train.shape == (6, 784) and split.x_test.shape == (3, 784)
-    assert split.x_train.max() <= 1 and split.y_train.dtype == torch.int64
-    # a second call uses the cached files (the mirror may disappear)
-    for p in src.iterdir():
-        p.unlink()
-    again = vc.download_mnist(root, base_url=src.as_uri(), files=files, progress=False)
-    assert torch.equal(again.x_train, split.x_train)
-
-
-def test_download_mnist_that_cannot_fetch_a_file_says_what_to_do_offline(tmp_path):
-    src, root = tmp_path / "mirror", tmp_path / "data"
-    src.mkdir()
-    files = _fake_mnist(src)
-    (src / "train-labels-idx1-ubyte.gz").unlink()  # urllib: "[Errno 2] No such file or directory"
-    with pytest.raises(OSError, match=r"could not download .*train-labels.*vc\.load_mnist\(\)"):
-        vc.download_mnist(root, base_url=src.as_uri(), files=files, progress=False)
-    assert not list(root.glob("*.part")), "a partial file was left behind"
-
-
-def test_download_mnist_rejects_a_corrupt_file(tmp_path):
-    src, root = tmp_path / "mirror", tmp_path / "data"
-    src.mkdir()
-    files = _fake_mnist(src)
-    files["t10k-labels-idx1-ubyte.gz"] = "0" * 64
-    with pytest.raises(ValueError, match="checksum mismatch for t10k-labels"):
-        vc.download_mnist(root, base_url=src.as_uri(), files=files, progress=False)
-    assert not (root / "t10k-labels-idx1-ubyte.gz").exists()  # removed, so a retry downloads again
-
-
-# ----------------------------------------------------------------------------- argument checks
-
-
 @pytest.mark.parametrize("fraction,empty", [(0.001, "test"), (0.999, "training")])
 def test_split_must_leave_both_sides_non_empty(fraction, empty):
     with pytest.raises(ValueError, match=rf"test_fraction=0\.\d+ leaves the {empty} split empty"):
@@ -146,25 +77,3 @@ def test_loader_seed_none_draws_a_random_split():
     a, b = vc.load_digits(seed=None), vc.load_digits(seed=None)
     assert a.x_train.shape == b.x_train.shape == vc.load_digits().x_train.shape
     assert not torch.equal(a.y_train, b.y_train)  # two random splits (equal by chance: ~never)
-
-
-def test_read_idx_rejects_truncated_files_and_gives_native_arrays(tmp_path):
-    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">I", 5))  # 3 sizes promised, 1 given
-    with pytest.raises(ValueError, match="truncated IDX file"):
-        vc.read_idx(tmp_path / "short")
-    (tmp_path / "cut").write_bytes(bytes([0, 0, 0x0D, 1]) + struct.pack(">I", 3) + b"\x00" * 10)  # 3 floats: 12 B
-    with pytest.raises(ValueError, match=r"header says shape \(3,\)"):
-        vc.read_idx(tmp_path / "cut")
-    arr = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
-    _write_idx(tmp_path / "f.gz", arr, 0x0D)  # big-endian float32 on disk
-    got = vc.read_idx(tmp_path / "f.gz")
-    assert got.dtype == np.float32 and got.dtype.isnative and got.flags.writeable
-    assert torch.equal(torch.as_tensor(got), torch.as_tensor(arr))
-
-
-def test_download_mnist_needs_all_four_files(tmp_path):
-    root = tmp_path / "data"
-    for files, missing in (({}, "train-images"), ({"train-images-idx3-ubyte.gz": "0" * 64}, "t10k-labels")):
-        with pytest.raises(ValueError, match=rf"files must name the four MNIST files.*missing: .*{missing}"):
-            vc.download_mnist(root, base_url=(tmp_path / "nowhere").as_uri(), files=files, progress=False)
-    assert not root.exists()  # checked before anything is created or fetched

@@ -56,8 +56,12 @@ def test_schedules_and_free_bits_are_applied(digits):
     # the weight at the last step of epoch e is 0.5 * (e * steps - 1) / (3 * steps)
     expected = [0.5 * (e * steps_per_epoch - 1) / (3 * steps_per_epoch) for e in (1, 2, 3)]
     assert hist["beta"] == pytest.approx(expected)
-    hist = vc.train(model, digits.x_train[:n], epochs=1, free_bits=0.5, progress=False)
-    assert hist["loss"][0] > 0
+    # free bits: each batch pays at least 0.5 nats per dimension, 4 x 0.5 = 2 nats, and at least the plain KL
+    vc.set_seed(0)
+    fresh = vc.VAE(64, 4, hidden=(32,))  # an untrained encoder: KL well under 2 nats
+    hist = vc.train(fresh, digits.x_train[:n], epochs=1, batch_size=64, free_bits=0.5, progress=False)
+    loss, recon, kl = hist["loss"][0], hist["recon"][0], hist["kl"][0]
+    assert kl < 1.5 and loss >= -recon + 2.0 - 1e-4
 
 
 def test_schedules_values():
@@ -139,10 +143,13 @@ def test_active_units_counts_dimensions_that_carry_information():
     assert vc.active_units(model, x, threshold=1e-5) == 2
 
 
-def test_get_device_is_used_and_env_var_wins(monkeypatch, digits):
-    monkeypatch.setenv("VAECOURSE_DEVICE", "cpu")
+def test_train_asks_get_device_and_an_explicit_device_wins(monkeypatch, digits):
+    """Without device=, train goes through vc.get_device (and so reads VAECOURSE_DEVICE); device= wins."""
     model = vc.VAE(64, 2, hidden=(8,))
-    vc.train(model, digits.x_train[:64], epochs=1, progress=False)
+    monkeypatch.setenv("VAECOURSE_DEVICE", "no-such-device")
+    with pytest.raises(ValueError, match="VAECOURSE_DEVICE: 'no-such-device' is not a device name"):
+        vc.train(model, digits.x_train[:64], epochs=1, progress=False)
+    vc.train(model, digits.x_train[:64], epochs=1, progress=False, device="cpu")
     assert next(model.parameters()).device.type == "cpu"
 
 
@@ -346,3 +353,80 @@ def test_latent_activity_moves_data_to_the_models_device(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "to", spy)
     act = vc.latent_activity(model, x)
     assert torch.device("cpu") in moved and act.shape == (3,)
+
+
+# ----------------------------------------------------------------------------- the loop is the model's
+
+
+def test_train_is_the_loop_it_describes():
+    """Three epochs of vc.train equal the loop written out by hand: a shuffled batch, -model.elbo(xb).mean(),
+    autograd, Adam (the same random draws, so the same weights to float rounding)."""
+    x = torch.rand(64, 12)
+    vc.set_seed(0)
+    ours = vc.VAE(12, 3, hidden=(8,))
+    by_hand = vc.VAE(12, 3, hidden=(8,))
+    by_hand.load_state_dict(ours.state_dict())
+    vc.set_seed(1)
+    vc.train(ours, x, epochs=3, batch_size=16, progress=False, device="cpu")
+    vc.set_seed(1)
+    opt = torch.optim.Adam(by_hand.parameters(), lr=1e-3)
+    for _ in range(3):
+        for idx in torch.randperm(64).split(16):
+            loss = -by_hand.elbo(x[idx]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for (name, a), b in zip(ours.named_parameters(), by_hand.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+        assert not torch.equal(a, vc.VAE(12, 3, hidden=(8,)).state_dict()[name])  # and it did train
+
+
+@pytest.mark.parametrize("objective,k", [("elbo", 1), ("elbo", 3), ("iwae", 4)])
+def test_instance_overrides_of_encode_and_log_px_z_are_what_train_calls(objective, k):
+    model, x = vc.VAE(12, 3, hidden=(8,)), torch.rand(40, 12)
+    calls = {"encode": 0, "log_px_z": 0}
+    encode = model.encode
+
+    def my_encode(x, y=None):
+        calls["encode"] += 1
+        return encode(x, y)
+
+    def my_log_px_z(x, z, y=None):  # a student's version: the Bernoulli term, written out
+        calls["log_px_z"] += 1
+        logits = model.decode(z, y)
+        return (x * torch.nn.functional.logsigmoid(logits) + (1 - x) * torch.nn.functional.logsigmoid(-logits)).sum(-1)
+
+    model.encode, model.log_px_z = my_encode, my_log_px_z
+    hist = vc.train(model, x, epochs=2, batch_size=10, objective=objective, k=k, progress=False, device="cpu")
+    assert calls == {"encode": 8, "log_px_z": 8}  # once per step: 2 epochs of 4 batches
+    assert math.isfinite(hist["loss"][-1])
+
+
+def test_a_subclass_objective_is_what_train_minimises():
+    """A model whose elbo is changed (here: its reconstruction term doubled) trains on that objective."""
+
+    class Doubled(vc.VAE):
+        def elbo(self, x, beta=1.0, free_bits=0.0, *, y=None, k=1, return_terms=False):
+            bound, recon, kl = super().elbo(x, beta, free_bits, y=y, k=k, return_terms=True)
+            bound = bound + recon
+            return (bound, recon, kl) if return_terms else bound
+
+    vc.set_seed(0)
+    hist = vc.train(Doubled(12, 3, hidden=(8,)), torch.rand(40, 12), epochs=2, progress=False, device="cpu")
+    for loss, recon, kl in zip(hist["loss"], hist["recon"], hist["kl"]):
+        assert loss == pytest.approx(-(2 * recon - kl), rel=1e-5)
+
+
+def test_a_kl_schedule_sees_the_weights_move_at_every_step():
+    model, x = vc.VAE(12, 3, hidden=(8,)), torch.rand(40, 12)
+    seen = []
+
+    def schedule(step):
+        seen.append(model.encoder[0].weight.detach().clone())
+        return 1.0
+
+    vc.train(model, x, epochs=2, batch_size=10, kl_schedule=schedule, progress=False, device="cpu")
+    assert len(seen) == 8
+    for before, after in zip(seen, seen[1:]):
+        assert not torch.equal(before, after)  # the live parameters, updated by the previous step
+    assert not torch.equal(model.encoder[0].weight, seen[-1])  # and the last step moved them again

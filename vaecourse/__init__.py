@@ -4,10 +4,11 @@
 
 One convention throughout: a diagonal Gaussian is ``(mu, logvar)``; per-example results have shape
 (B,) (or (K, B) with K samples) and reduction is left to the caller; sums run over the last dimension.
+Inputs are checked where they enter (``checks.py``), with errors that name the argument.
 Plotting and widget helpers import matplotlib/ipywidgets lazily, on first use.
 """
 
-from .data import MNIST_FILES, Split, binarize, download_mnist, load_digits, load_mnist, read_idx
+from .data import Split, binarize, load_digits, load_mnist
 from .device import get_device, set_seed
 from .exact import LinearGaussianVAE
 from .losses import (
@@ -69,9 +70,6 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "binarize",
-    "read_idx",
-    "download_mnist",
-    "MNIST_FILES",
     # plots.py and widgets.py (imported on first use)
     *_LAZY,
 ]

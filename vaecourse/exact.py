@@ -14,9 +14,9 @@ import numbers
 import torch
 import torch.nn as nn
 
-from .inputs import _check_width
-from .losses import _check_values, _gaussian_kl_per_dim, _log_normal
-from .models import _LatentModel, _positive_int
+from . import checks
+from .losses import gaussian_kl_per_dim, log_normal
+from .models import _LatentModel
 
 __all__ = ["LinearGaussianVAE"]
 
@@ -38,8 +38,8 @@ class LinearGaussianVAE(_LatentModel):
 
     def __init__(self, x_dim, z_dim, obs_var=1.0, W=None, b=None):
         super().__init__()
-        self.x_dim = _positive_int("x_dim", x_dim)
-        self.z_dim = _positive_int("z_dim", z_dim)
+        self.x_dim = checks.integer("x_dim", x_dim)
+        self.z_dim = checks.integer("z_dim", z_dim)
         if isinstance(obs_var, bool) or not isinstance(obs_var, numbers.Real) or not obs_var > 0 or obs_var == math.inf:
             raise ValueError(f"obs_var must be a positive, finite variance, got {obs_var!r}")
         W = torch.randn(self.x_dim, self.z_dim) if W is None else torch.as_tensor(W, dtype=torch.float32)
@@ -48,8 +48,8 @@ class LinearGaussianVAE(_LatentModel):
             raise ValueError(f"W must have shape ({self.x_dim}, {self.z_dim}), got {tuple(W.shape)}")
         if b.shape != (self.x_dim,):
             raise ValueError(f"b must have shape ({self.x_dim},), got {tuple(b.shape)}")
-        _check_values("W", W)
-        _check_values("b", b)
+        checks.values("W", W)
+        checks.values("b", b)
         self.W = nn.Parameter(W.clone())
         self.b = nn.Parameter(b.clone())
         self.obs_logvar = nn.Parameter(torch.tensor(math.log(obs_var)))
@@ -57,18 +57,18 @@ class LinearGaussianVAE(_LatentModel):
         self.enc_logvar = nn.Parameter(torch.zeros(self.z_dim))  # q's variances do not depend on x
 
     def encode(self, x, y=None):
-        _check_width("x", x, self.x_dim)
+        checks.width("x", x, self.x_dim)
         mu = self.enc(x)  # (B, Z)
         return mu, self.enc_logvar.expand_as(mu)
 
     def decode(self, z, y=None):
-        _check_width("z", z, self.z_dim)
+        checks.width("z", z, self.z_dim)
         return z @ self.W.T + self.b  # (..., D)
 
     decode_mean = decode
 
     def log_px_z(self, x, z, y=None):
-        return _log_normal(x, self.decode(z), self.obs_logvar)
+        return log_normal(x, self.decode(z), self.obs_logvar)
 
     def sample_x_given_z(self, z, y=None):
         mean = self.decode(z)
@@ -85,13 +85,13 @@ class LinearGaussianVAE(_LatentModel):
 
     def log_marginal(self, x):
         """Exact log p(x), shape (B,)."""
-        self._check_x(x)
+        checks.model_input(self, x)
         if x.numel() == 0:  # torch.distributions cannot take an empty batch
             return x.new_zeros(x.shape[:-1])
         return self.marginal().log_prob(x)
 
     def _posterior(self, x):
-        self._check_input(x)
+        checks.model_input(self, x)
         prec = self._posterior_precision()  # (Z, Z)
         cov = torch.linalg.inv(prec)
         mean = (x - self.b) @ self.W @ cov / torch.exp(self.obs_logvar)  # (B, Z)
@@ -112,13 +112,13 @@ class LinearGaussianVAE(_LatentModel):
 
     def exact_elbo(self, x):
         """The ELBO with its expectation done in closed form (no sampling), shape (B,)."""
-        self._check_input(x)
+        checks.model_input(self, x)
         mu, logvar = self.encode(x)
         s2 = torch.exp(self.obs_logvar)
         # E_q ||x - W z - b||^2 = ||x - W mu - b||^2 + sum_j v_j ||W[:, j]||^2
         sq = (x - self.decode(mu)).pow(2).sum(-1) + (torch.exp(logvar) * self.W.pow(2).sum(0)).sum(-1)
         recon = -0.5 * (self.x_dim * (math.log(2 * math.pi) + self.obs_logvar) + sq / s2)
-        return recon - _gaussian_kl_per_dim(mu, logvar).sum(-1)
+        return recon - gaussian_kl_per_dim(mu, logvar).sum(-1)
 
     @torch.no_grad()
     def set_optimal_encoder(self):

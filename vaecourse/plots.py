@@ -14,15 +14,13 @@ device and dtype. A conditional model (``cond_dim > 0``) needs its labels: pass 
 """
 
 import math
-import operator
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .inputs import _check_model
-from .losses import _check_int, _check_real, _check_values
+from . import checks
 
 __all__ = [
     "show_images", "plot_reconstructions", "plot_samples", "plot_latent_scatter", "plot_traversal",
@@ -34,83 +32,14 @@ __all__ = [
 _FLOAT_SLACK = 10.0
 
 
-def _like(model):
-    """The model's device and dtype, for the tensors a plot feeds it (data of any float dtype is shown)."""
-    p = next(model.parameters())
-    return {"device": p.device, "dtype": p.dtype}
-
-
-def _as_tensor(name, value, **like):
-    """``value`` (a tensor or array-like) as a tensor, with ``like``'s device and dtype if given."""
-    if not isinstance(value, torch.Tensor):
-        try:
-            value = torch.as_tensor(value)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"{name} must be a tensor or an array of numbers, got {type(value).__name__}") from None
-    return value.to(**like)
-
-
-def _data(model, name, x, *, one=False):
-    """x as the model's input on its device and dtype: (N, D), or with ``one`` a single example as (1, D)."""
-    x = _as_tensor(name, x, **_like(model))
-    d = model.x_dim
-    if one:
-        if x.numel() != d:
-            raise ValueError(f"{name} must be one example of {d} values, e.g. shape ({d},), got {tuple(x.shape)}")
-        x = x.reshape(1, d)  # (D,), (1, D) or an image
-    elif x.dim() != 2 or x.shape[1] != d or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, {d}) with N >= 1, got {tuple(x.shape)}")
-    bernoulli = getattr(model, "likelihood", None) == "bernoulli"
-    _check_values(name, x, unit_interval=bernoulli, why="for a Bernoulli decoder")
-    return x
-
-
-def _label(model, y, n=None):
-    """y for a conditional model, on its device and dtype: one (cond_dim,) label for every image, or with
-    ``n``, one row per image, (n, cond_dim). None for an unconditional model."""
-    c = getattr(model, "cond_dim", 0)
-    if not c:
-        if y is not None:
-            raise ValueError("this model is not conditional (cond_dim=0): leave y out")
-        return None
-    want = f"({c},)" + ("" if n is None else f" or ({n}, {c})")
-    if y is None:
-        raise ValueError(f"this is a conditional model (cond_dim={c}): pass y=..., one-hot labels of shape {want}")
-    y = _as_tensor("y", y, **_like(model))
-    if y.shape not in ((c,), (1, c), *(() if n is None else ((n, c),))):
-        raise ValueError(f"y must have shape {want}, got {tuple(y.shape)}")
-    return y
-
-
 def _latent_pair(model, dims, what):
     """Two different latent dimensions in 0..z_dim-1, or a ValueError naming dims and z_dim."""
-    z = model.z_dim
-    if z < 2:
+    if model.z_dim < 2:
         raise ValueError(
-            f"{what} needs two latent dimensions but the model has z_dim={z}; "
+            f"{what} needs two latent dimensions but the model has z_dim={model.z_dim}; "
             "vc.latent_explorer(model, static=True) shows a one-dimensional latent space"
         )
-    pair = _latent_dims(dims, z)
-    if len(pair) != 2:
-        raise ValueError(f"dims must be two different latent dimensions in 0..{z - 1} (z_dim={z}), got {dims!r}")
-    return pair
-
-
-def _latent_dims(dims, z, name="dims"):
-    """``dims`` as a tuple of different latent dimensions (at least one) in 0..z-1; negative ones count
-    from the end, as Python indices do. Otherwise a ValueError naming it and z_dim."""
-    try:
-        out = tuple(operator.index(d) for d in dims)  # ints, NumPy ints, integer 0-d tensors
-    except TypeError:
-        out = None
-    if out is None or any(isinstance(d, bool) for d in dims) or not all(-z <= d < z for d in out):
-        raise ValueError(
-            f"{name} must hold latent dimensions in 0..{z - 1} (z_dim={z}) or -1..-{z} from the end, got {dims!r}"
-        )
-    out = tuple(d % z for d in out)
-    if not out or len(set(out)) != len(out):
-        raise ValueError(f"{name} must be different latent dimensions in 0..{z - 1} (z_dim={z}), got {dims!r}")
-    return out
+    return checks.latent_dims(dims, model.z_dim, count=2)
 
 
 def _side(d):
@@ -160,8 +89,8 @@ def show_images(images, ncols=10, title=None, ax=None, size=0.6):
     pixels as floats) raise a ValueError. Integer images (uint8) are 0..255 grey levels and are divided
     by 255, unless they hold only 0s and 1s; bool images are binary.
     """
-    images = _as_tensor("images", images)
-    ncols = _check_int("ncols", ncols)
+    images = checks.as_tensor("images", images)
+    ncols = checks.integer("ncols", ncols)
     if images.dim() != 2 or images.shape[0] == 0:
         raise ValueError(f"images must have shape (N, D) with N >= 1, got {tuple(images.shape)}")
     return _grid(_grey_levels(images), ncols, title, ax, size)
@@ -185,11 +114,11 @@ def _grid(images, ncols, title=None, ax=None, size=0.6):
 def plot_reconstructions(model, x, n=10, *, y=None, title="Top: data. Bottom: reconstructions"):
     """Show the first ``n`` images of ``x`` (all of them if x has fewer) and their reconstructions
     (decoder mean at the posterior mean). A conditional model needs ``y``: (cond_dim,) or one row per image."""
-    _check_model(model)
-    n = _check_int("n", n)
-    x = _as_tensor("x", x)
-    x = _data(model, "x", x[:n] if x.dim() == 2 else x)  # only the images shown are moved and checked
-    y = _label(model, y[:n] if y is not None and np.ndim(y) == 2 else y, x.shape[0])
+    checks.model(model)
+    n = checks.integer("n", n)
+    x = checks.as_tensor("x", x)
+    x = checks.plot_data(model, "x", x[:n] if x.dim() == 2 else x)  # only the images shown are moved and checked
+    y = checks.plot_label(model, y[:n] if y is not None and np.ndim(y) == 2 else y, x.shape[0])
     recon = model.reconstruct(x, y=y)
     return _grid(torch.cat([x.cpu(), recon.cpu()]), x.shape[0], title)
 
@@ -197,9 +126,9 @@ def plot_reconstructions(model, x, n=10, *, y=None, title="Top: data. Bottom: re
 def plot_samples(model, n=40, ncols=10, *, y=None, title="Samples: decoder means for z ~ N(0, I)"):
     """Show ``n`` decoder means for latents drawn from the prior (a conditional model: ``y`` of shape
     (cond_dim,) for all, or (n, cond_dim))."""
-    _check_model(model)
-    n, ncols = _check_int("n", n), _check_int("ncols", ncols)
-    return _grid(model.sample(n, y=_label(model, y, n)).cpu(), ncols, title)
+    checks.model(model)
+    n, ncols = checks.integer("n", n), checks.integer("ncols", ncols)
+    return _grid(model.sample(n, y=checks.plot_label(model, y, n)).cpu(), ncols, title)
 
 
 @torch.no_grad()
@@ -209,12 +138,12 @@ def plot_latent_scatter(model, x, labels, *, y=None, dims=(0, 1), title="Posteri
     ``labels`` colour the points (integers 0-9, one per example); a conditional model also needs ``y``,
     its one-hot input: (cond_dim,) for all examples or one row per example.
     """
-    _check_model(model)
+    checks.model(model)
     dims = _latent_pair(model, dims, "plot_latent_scatter")
-    x = _data(model, "x", x)
-    mu, _ = model.encode(x, _label(model, y, x.shape[0]))
+    x = checks.plot_data(model, "x", x)
+    mu, _ = model.encode(x, checks.plot_label(model, y, x.shape[0]))
     mu = mu.cpu().numpy()
-    labels = _as_tensor("labels", labels).cpu().numpy()
+    labels = checks.as_tensor("labels", labels).cpu().numpy()
     labels = labels.reshape(-1) if labels.size == x.shape[0] else labels  # (N,) or (N, 1)
     if labels.shape != (x.shape[0],):
         raise ValueError(f"labels must have one entry per example, shape ({x.shape[0]},), got {labels.shape}")
@@ -239,15 +168,15 @@ def plot_traversal(
     With a 2-D latent space this is the whole learned manifold; ``extent`` is in prior standard
     deviations. A conditional model decodes every image with the one label ``y``, shape (cond_dim,).
     """
-    _check_model(model)
-    n, extent = _check_int("n", n), _check_real("extent", extent, "> 0", lambda v: v > 0)
+    checks.model(model)
+    n, extent = checks.integer("n", n), checks.real("extent", extent, "> 0", lambda v: v > 0)
     dims = _latent_pair(model, dims, "plot_traversal")
-    y = _label(model, y)
-    like = _like(model)
+    y = checks.plot_label(model, y)
+    like = checks.like(model)
     if base is None:
         z = torch.zeros(n * n, model.z_dim, **like)
     else:
-        base = _as_tensor("base", base, **like)
+        base = checks.as_tensor("base", base, **like)
         if base.shape not in ((model.z_dim,), (1, model.z_dim)):
             raise ValueError(f"base must be one latent code, shape ({model.z_dim},), got {tuple(base.shape)}")
         z = base.repeat(n * n, 1)
@@ -264,13 +193,13 @@ def plot_interpolation(model, x_a, x_b, steps=10, *, y=None, title="Decoding the
     ``x_a`` and ``x_b`` are single examples, shape (D,) or (1, D). A conditional model encodes both and
     decodes the line with the one label ``y``, shape (cond_dim,).
     """
-    _check_model(model)
-    steps = _check_int("steps", steps)
-    x_a, x_b = _data(model, "x_a", x_a, one=True), _data(model, "x_b", x_b, one=True)
-    y = _label(model, y)
+    checks.model(model)
+    steps = checks.integer("steps", steps)
+    x_a, x_b = checks.plot_data(model, "x_a", x_a, one=True), checks.plot_data(model, "x_b", x_b, one=True)
+    y = checks.plot_label(model, y)
     mu_a, _ = model.encode(x_a, y)
     mu_b, _ = model.encode(x_b, y)
-    t = torch.linspace(0, 1, steps, **_like(model)).unsqueeze(1)  # (steps, 1)
+    t = torch.linspace(0, 1, steps, **checks.like(model)).unsqueeze(1)  # (steps, 1)
     z = (1 - t) * mu_a + t * mu_b  # (steps, Z)
     return _grid(model.decode_mean(z, y).cpu(), steps, title)
 

@@ -13,9 +13,8 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import torch
 
-from .inputs import _check_model
-from .losses import _check_real
-from .plots import _grid, _label, _latent_dims, _like
+from . import checks
+from .plots import _grid
 
 __all__ = ["latent_explorer", "value_explorer"]
 
@@ -44,12 +43,12 @@ def latent_explorer(model, dims=None, extent=3.0, step=0.1, static=False, *, y=N
         static: instead of widgets, return a figure decoding each chosen dimension at -extent..extent.
         y: a conditional model's one-hot label, shape (cond_dim,), used for every decoded image.
     """
-    _check_model(model)
-    extent = _check_real("extent", extent, "> 0", lambda v: v > 0)
-    step = _check_real("step", step, f"in (0, {2 * extent:g}]", lambda v: 0 < v <= 2 * extent)
-    like = _like(model)  # the model's device and dtype
-    y = _label(model, y)
-    dims = list(range(min(model.z_dim, 8))) if dims is None else list(_latent_dims(dims, model.z_dim))
+    checks.model(model)
+    extent = checks.real("extent", extent, "> 0", lambda v: v > 0)
+    step = checks.real("step", step, f"in (0, {2 * extent:g}]", lambda v: 0 < v <= 2 * extent)
+    like = checks.like(model)  # the model's device and dtype
+    y = checks.plot_label(model, y)
+    dims = list(range(min(model.z_dim, 8))) if dims is None else list(checks.latent_dims(dims, model.z_dim))
     if static:
         n = 7
         vals = torch.linspace(-extent, extent, n, **like)

@@ -12,8 +12,8 @@ chapter 6 ({ref}`ch-iwae`) renders it.
 
 Run (the full table takes ~15 minutes on two CPU cores; a GPU is picked up by ``vc.get_device``)::
 
-    python -m vaecourse.iwae_table --out book/data/iwae_table.json
-    python -m vaecourse.iwae_table --smoke --out /tmp/iwae_smoke.json      # seconds, for tests
+    python scripts/iwae_table.py --out book/data/iwae_table.json
+    python scripts/iwae_table.py --smoke --out /tmp/iwae_smoke.json      # seconds, for tests
 
 The full settings (``FULL`` below) keep the paper's model: 784-200-200-50 with tanh units, Bernoulli
 pixels, dynamic binarization of the training images, Adam with lr 1e-3, and the test NLL of all
@@ -35,11 +35,7 @@ import time
 
 import torch
 
-from .data import binarize, load_mnist
-from .device import get_device, set_seed
-from .losses import gaussian_kl_per_dim
-from .models import VAE
-from .train import latent_activity, train
+from vaecourse import VAE, binarize, gaussian_kl_per_dim, get_device, latent_activity, load_mnist, set_seed, train
 
 __all__ = ["PAPER_TABLE1", "parse_args", "run_one", "machine_info", "main"]
 
@@ -83,7 +79,7 @@ SMOKE = dict(
 
 def parse_args(argv=None):
     """Command-line options; anything left unset takes its value from the full or the smoke preset."""
-    p = argparse.ArgumentParser(prog="python -m vaecourse.iwae_table", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python scripts/iwae_table.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="book/data/iwae_table.json", help="where to write the JSON results")
     p.add_argument("--smoke", action="store_true", help="tiny settings that run in seconds (for CI)")
     p.add_argument("--epochs", type=int, help="training epochs per run (full: 40)")
@@ -242,7 +238,7 @@ def main(argv=None):
         "paper": PAPER_TABLE1,
         "machine": machine_info(device),
         "total_seconds": time.perf_counter() - t_start,
-        "command": " ".join(["python -m vaecourse.iwae_table", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(["python scripts/iwae_table.py", *(sys.argv[1:] if argv is None else argv)]),
     }
     bad = [r for r in runs if not all(math.isfinite(r[key]) for key in ("test_nll", "test_elbo"))]
     if bad:
