@@ -90,7 +90,7 @@ exercises: $(STAMP)
 	cd autograder && PATH="$(CURDIR)/$(BIN):$$PATH" ../$(BIN)/python release.py
 
 bench: $(STAMP)
-	$(BIN)/python -m vaecourse.bench
+	$(BIN)/python -m benchmarks.bench
 
 clean:
 	rm -rf _build autograder/submitted autograder/autograded autograder/feedback autograder/gradebook.db
