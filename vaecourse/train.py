@@ -83,7 +83,8 @@ def train(model, data, *, epochs, batch_size=128, lr=1e-3, objective="elbo", k=1
 
     Each step gathers a shuffled minibatch xb of the data (which stays on the device as one tensor), calls
     the model's own ``elbo`` (or ``iwae_bound``) with ``return_terms=True``, backpropagates with autograd and
-    takes an optimizer step. The sums that the history reports are read once per epoch.
+    takes an optimizer step. The running sums that the history reports stay on the device and are read
+    once per epoch (``model.elbo`` still reads each batch's smallest and largest value, its input check).
 
     Args:
         model: a ``vc.VAE`` or ``vc.LinearGaussianVAE`` (or a subclass; moved to ``device``).
@@ -140,7 +141,7 @@ def train(model, data, *, epochs, batch_size=128, lr=1e-3, objective="elbo", k=1
             optimizer.step()
             sums += torch.stack((-bound.sum(), recon.sum(), kl.sum())).detach()
             step += 1
-        loss_e, recon_e, kl_e = (sums / n).tolist()  # the epoch's one read of device values
+        loss_e, recon_e, kl_e = (sums / n).tolist()  # the sums' one read per epoch
         seconds = time.perf_counter() - t0
         for key, val in zip(history, (epoch, loss_e, recon_e, kl_e, weight, seconds, n / seconds)):
             history[key].append(val)
