@@ -4,7 +4,7 @@ Holds:
     train              -- fit a model by the ELBO (beta, annealing, free bits) or the IWAE bound, with Adam.
     LinearSchedule, SigmoidSchedule, CyclicalSchedule -- KL weights in [0, 1] as functions of the step
                           (Bowman et al. 2016; Fu et al. 2019 for the cyclical one).
-    latent_activity, active_units -- Cov_x(E_q[z_j]) and the count above a threshold (Burda et al. 2016).
+    latent_activity, active_units -- Var_x(E_q[z_j | x]) and the count above a threshold (Burda et al. 2016).
 """
 
 import math
