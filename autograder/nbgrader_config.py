@@ -42,6 +42,7 @@ from vaecourse_grader import (  # noqa: E402
     SanitizeSubmission,
     TagExpectedErrors,
 )
+from vaecourse_sandbox import SandboxedKernelManager  # noqa: E402
 from vaecourse_submissions import RenamedNotebooks, SubmissionExporter  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by traitlets)
@@ -80,9 +81,25 @@ c.GenerateAssignment.preprocessors = [
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+# ---------------------------------------------------------------- the sandbox
+# Every kernel nbgrader starts from this folder (autograde, validate) runs in a bubblewrap sandbox
+# (vaecourse_sandbox.py): read-only Python environment and vaecourse package, a private /tmp and
+# $HOME with a copy of the submission, no network, no course files. autograde refuses to start if
+# bwrap is missing or cannot start. Limits (a cell that hits one fails, with a message naming it):
+c.Execute.kernel_manager_class = SandboxedKernelManager
+c.Sandbox.memory_limit = "4GiB"  # address space of each process
+c.Sandbox.process_limit = 64  # processes and threads at once
+c.Sandbox.disk_limit = "1GiB"  # the private /tmp (with $HOME and the working copy), /dev/shm, any one file
+c.Sandbox.output_limit = "2MiB"  # all the output of one notebook
+# More read-only paths for the kernel (a shared test-helper module, a data set), e.g.
+#     c.Sandbox.read_only_paths = ["/srv/course/testhelpers"]
+# Opting out (trusted notebooks only; any submission can then read the solutions and rewrite grades):
+#     c.Sandbox.i_understand_submissions_run_unsandboxed = True
+
 # ---------------------------------------------------------------- autograde
-# Bounded: a cell gets Execute.timeout seconds; after ResilientExecute.max_timeouts timed-out cells,
-# or a dead kernel, the rest of that notebook is not run (and scores 0) and grading moves on.
+# Bounded: a cell gets Execute.timeout seconds (the per-cell time limit); after
+# ResilientExecute.max_timeouts timed-out cells, or a dead kernel, the rest of that notebook is not
+# run (and scores 0) and grading moves on.
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 c.Execute.startup_timeout = 120

@@ -26,7 +26,9 @@ Every preprocessor derives from ``NbGraderPreprocessor``: plain nbconvert prepro
 """
 
 import hashlib
+import html
 import os
+import re
 import secrets
 
 import nbformat
@@ -35,6 +37,7 @@ from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Integer, Unicode
+from vaecourse_sandbox import Sandbox, format_size
 
 __all__ = [
     "TagExpectedErrors",
@@ -50,6 +53,15 @@ RAISES = "raises-exception"
 def _nbgrader(cell):
     md = cell.get("metadata", {}).get("nbgrader")
     return md if isinstance(md, dict) else {}
+
+
+# how the sandbox's limits show in an error (errno 12, 11, 28/27, 24 and their Python/torch forms)
+_MEMORY = re.compile(
+    r"^\w*MemoryError|can't allocate memory|Unable to allocate|Cannot allocate memory|bad_alloc|\[Errno 12\]"
+)
+_PROCESSES = re.compile(r"\[Errno 11\]|Resource temporarily unavailable|can't start new thread|BlockingIOError")
+_DISK = re.compile(r"\[Errno 28\]|No space left on device|\[Errno 27\]|File too large")
+_FILES = re.compile(r"\[Errno 24\]|Too many open files")
 
 
 def _error_output(ename, evalue):
@@ -184,6 +196,11 @@ class ResilientExecute(Execute):
       replaced, so a submission that rebinds ``type`` or ``torch.allclose`` fools no test.
     * A failed test cannot be hidden: an error reply with no error output gets one, and after each
       test cell a probe that must fail has to report an error (see ``_probe``).
+    * Limits (``Sandbox`` in ``vaecourse_sandbox.py``): a cell that fails on one of the sandbox's
+      limits gets a ``LimitReached`` error naming it ("memory limit 4 GiB reached"); output past
+      ``Sandbox.output_limit`` is dropped and fails the cell that made it; the time limit is
+      ``Execute.timeout`` per cell. The kernel itself runs in the sandbox when
+      ``c.Execute.kernel_manager_class`` is ``SandboxedKernelManager`` (the course's config).
     """
 
     max_timeouts = Integer(2, help="Timed-out cells after which the rest of a notebook is not run.").tag(config=True)
@@ -193,6 +210,8 @@ class ResilientExecute(Execute):
     )
 
     def preprocess(self, nb, resources=None, km=None):
+        self._limits = Sandbox(parent=self)
+        self._output_left, self._output_dropped = self._limits.output_bytes, 0
         tests = [c for c in nb.cells if c.cell_type == "code" and utils.is_grade(c)]
         self._tests = sorted(hashlib.sha256(c.source.encode()).hexdigest() for c in tests)
         for attempt in range(1, self.startup_attempts + 1):
@@ -219,6 +238,7 @@ class ResilientExecute(Execute):
         if not self._guarded and self._tests:  # a notebook without tests needs no guard (nor its imports)
             self._guarded = True
             self._install_guard(index)
+        self._output_dropped = 0
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
@@ -237,6 +257,7 @@ class ResilientExecute(Execute):
                 self._timeouts += 1
                 if self._timeouts >= self.max_timeouts:
                     self._stopped = f"{self._timeouts} cells ran past the {self.timeout} s limit"
+        self._name_limits(cell)
         if utils.is_grade(cell):
             if not self._stopped:
                 self._probe(cell, index)
@@ -246,6 +267,50 @@ class ResilientExecute(Execute):
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
                     out["name"] = "stdout"
         return cell, resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        # output is counted as it arrives: a notebook printing in a loop cannot fill the grader's memory
+        content = msg.get("content", {})
+        size = sum(len(str(v)) for v in content.get("data", {}).values()) + len(str(content.get("text", "")))
+        size += sum(len(line) for line in content.get("traceback", []) or [])
+        if size > self._output_left:
+            self._output_left = 0
+            self._output_dropped += size
+            return None
+        self._output_left -= size
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _name_limits(self, cell):
+        """Give a cell that failed on a limit an error that names it; mark timeouts the same way."""
+        outputs = cell.setdefault("outputs", [])
+        limits = self._limits
+        for out in outputs:
+            if out.get("ename") == "CellTimeoutError" and not out.get("evalue"):
+                out["evalue"] = f"time limit {self.timeout:g} s per cell reached (Execute.timeout)"
+                out["traceback"] = [f"CellTimeoutError: {out['evalue']}"]
+        if self._output_dropped:
+            cap = format_size(limits.output_bytes)
+            outputs.append(
+                _error_output(
+                    "LimitReached", f"output limit {cap} reached (Sandbox.output_limit): the rest was dropped"
+                )
+            )
+        if not limits.enabled:
+            return
+        said = set()
+        for out in list(outputs):
+            if out.get("output_type") != "error":
+                continue
+            text = f"{out.get('ename', '')}: {out.get('evalue', '')}"
+            for pattern, message in (
+                (_MEMORY, f"memory limit {format_size(limits.memory_bytes)} reached (Sandbox.memory_limit)"),
+                (_PROCESSES, f"process limit {limits.process_limit} reached (Sandbox.process_limit)"),
+                (_DISK, f"disk limit {format_size(limits.disk_bytes)} reached (Sandbox.disk_limit)"),
+                (_FILES, f"open-files limit {limits.open_files_limit} reached (Sandbox.open_files_limit)"),
+            ):
+                if pattern.search(text) and message not in said:
+                    said.add(message)
+                    outputs.append(_error_output("LimitReached", message))
 
     async def _check_raise_for_error(self, cell, cell_index, exec_reply):
         # nbgrader fails a test cell only on an error *output*; a notebook that hides them (IPython's
@@ -313,21 +378,93 @@ class ResilientExecute(Execute):
 
 
 class FeedbackSanitizer(ClearHiddenTests):
-    """In feedback: drop hidden tests from test cells and reduce their tracebacks to one line.
+    """In feedback: no hidden test, in a cell's source or in any output, even one a submission printed.
 
-    Cells without nbgrader grade metadata are left alone (students may type anything into them).
+    * Test cells lose their hidden tests; their outputs are reduced to the one-line error (``Name:
+      message``; a traceback quotes the lines around the failure), or a note if the message itself
+      quotes a hidden test. Their printed output is not shown (it could show the hidden tests'
+      inputs, printed by the student's own function).
+    * Once a cell with hidden tests has run, a submission could have read them (from IPython's
+      history, say) and printed them in any form: the outputs of every later cell are replaced by a
+      note. The student has those outputs in their own notebook.
+    * Any other output that contains a line of a hidden test (as text, escaped or in HTML) is
+      replaced by a note too.
+
+    Cells without nbgrader grade metadata keep their sources (students may type anything into them).
     """
 
+    def preprocess(self, nb, resources):
+        self._secrets, self._seen_hidden = self._hidden_lines(nb), False
+        return super().preprocess(nb, resources)
+
+    def _hidden_lines(self, nb):
+        """Lines of the notebook's hidden tests that appear nowhere in its visible, locked text."""
+        hidden, visible = set(), set()
+        for cell in nb.cells:
+            lines = cell.get("source", "").splitlines()
+            if utils.is_grade(cell) and cell.cell_type == "code" and self.begin_test_delimeter in cell.source:
+                inside = False
+                for line in lines:
+                    if self.begin_test_delimeter in line:
+                        inside = True
+                    elif self.end_test_delimeter in line:
+                        inside = False
+                    (hidden if inside else visible).add(" ".join(line.split()))
+            elif not utils.is_solution(cell):
+                visible.update(" ".join(line.split()) for line in lines)
+        return {line for line in hidden - visible if len(line) >= 12}
+
+    def _quotes_hidden(self, text):
+        """Whether ``text`` contains a hidden test's line: as printed, HTML-escaped or as a repr."""
+        if not self._secrets or not text:
+            return False
+        text = str(text)
+        plain = html.unescape(text)
+        unescaped = plain.replace("\\n", "\n").replace("\\t", "\t").replace('\\"', '"').replace("\\'", "'")
+        forms = [" ".join(form.split()) for form in (text, plain, unescaped)]
+        return any(secret in form for secret in self._secrets for form in forms)
+
     def preprocess_cell(self, cell, resources, index):
-        if not utils.is_grade(cell) or cell.cell_type != "code":
+        if cell.cell_type != "code":
             return cell, resources
-        try:
-            hidden = self._remove_hidden_test_region(cell)
-        except RuntimeError:  # unbalanced markers: show no source at all rather than a hidden test
-            cell.source, hidden = "# (test source not shown)", True
-        if hidden:
-            for out in cell.get("outputs", []):
-                if out.get("output_type") == "error":
+        outputs = cell.get("outputs", [])
+        if utils.is_grade(cell):
+            try:
+                hidden = self._remove_hidden_test_region(cell)
+            except RuntimeError:  # unbalanced markers: show no source at all rather than a hidden test
+                cell.source, hidden = "# (test source not shown)", True
+            if hidden:
+                self._seen_hidden = True
+                kept = []
+                for out in outputs:
+                    if out.get("output_type") != "error":
+                        continue
                     message = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".rstrip(": ")
+                    if self._quotes_hidden(message):
+                        message = f"{out.get('ename', 'Error')}: (message not shown: it quotes a hidden test)"
+                        out["evalue"] = "(message not shown: it quotes a hidden test)"
                     out["traceback"] = [message + "  (a test in this cell failed; details are hidden)"]
+                    kept.append(out)
+                cell.outputs = kept
+                return cell, resources
+        if self._seen_hidden and outputs:
+            cell.outputs = [_note(AFTER_HIDDEN)]
+        elif any(self._quotes_hidden(_output_text(out)) for out in outputs):
+            cell.outputs = [_note(QUOTES_HIDDEN)]
         return cell, resources
+
+
+AFTER_HIDDEN = "(Output not shown in feedback: this cell ran after hidden tests. Run your notebook to see it.)\n"
+QUOTES_HIDDEN = "(Output not shown in feedback: it quotes a hidden test.)\n"
+
+
+def _note(text):
+    return nbformat.v4.new_output("stream", name="stdout", text=text)
+
+
+def _output_text(out):
+    parts = [out.get("text", ""), out.get("evalue", ""), *(out.get("traceback") or [])]
+    parts += [
+        v if isinstance(v, str) else "".join(v) for v in (out.get("data") or {}).values() if isinstance(v, (str, list))
+    ]
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)

@@ -9,7 +9,8 @@
                          (Jupyter's ``ex3_gaussian_kl-Copy1.ipynb``, a browser's ``... (1).ipynb``) is
                          graded as the assignment's notebook, with a first cell saying so.
 
-Neither changes, moves or adds a file in ``submitted/``.
+Neither changes, moves or adds a file in ``submitted/``. SubmissionExporter also stops autograde
+before the first submission if the sandbox (``vaecourse_sandbox.py``) cannot start.
 """
 
 import os
@@ -17,7 +18,9 @@ import os
 import nbformat
 from nbconvert.exporters import NotebookExporter
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.converters.base import NbGraderException
 from traitlets.log import get_logger
+from vaecourse_sandbox import preflight
 
 __all__ = ["SubmissionExporter", "RenamedNotebooks", "match_notebooks"]
 
@@ -123,9 +126,20 @@ class SubmissionExporter(NotebookExporter):
     status for the whole run. Here such a file is replaced, for grading only, by the assignment's
     release notebook (or an empty one) with a first cell that says why; its tests then fail as a
     blank submission's do. The file in ``submitted/`` is never touched.
+
+    Being made once per ``nbgrader autograde`` run, before any submission is read, it also checks
+    that the sandbox's settings are valid and that it starts (``vaecourse_sandbox.preflight``): if
+    not, autograde stops there with the reason and the fix, and nothing is graded.
     """
 
     _notes = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        problem = preflight(self.config, self.log)
+        if problem:
+            self.log.error(problem)
+            raise NbGraderException(problem)
 
     def from_filename(self, filename, resources=None, **kw):
         source, extra = GRADED_AS.get(os.path.abspath(filename), (None, ()))

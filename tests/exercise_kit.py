@@ -26,8 +26,11 @@ COURSE_FILES = (
     "nbgrader_config.py",
     "vaecourse_grader.py",
     "vaecourse_guard.py",
+    "vaecourse_sandbox.py",
     "vaecourse_submissions.py",
+    "vaecourse_export.py",
     "release.py",
+    "grade.py",
 )
 
 
