@@ -67,7 +67,7 @@ def rows(gradebook, lms="canvas", assignments=(), students=(), canvas_ids=None, 
 
 
 class LMSExportPlugin(ExportPlugin):
-    """Grades as a CSV file for Canvas's or Moodle's gradebook import (``--exporter=vaecourse_export.LMSExportPlugin``)."""
+    """Grades as a CSV file for the gradebook import of Canvas or Moodle (see the module docstring)."""
 
     lms = Enum(["canvas", "moodle"], "canvas", help="Which LMS's import layout to write.").tag(config=True)
     canvas_assignment_ids = Dict(
