@@ -3,6 +3,7 @@
 Run from anywhere (``make grade ASSIGNMENT=ex3_gaussian_kl JOBS=2`` does):
 
     python grade.py ex3_gaussian_kl --jobs 2          # every student in submitted/
+    python grade.py "*" --jobs 2                      # every assignment (or name several)
     python grade.py ex3_gaussian_kl --student alice   # one (repeatable)
     python grade.py ex3_gaussian_kl --shard 3/40 --gradebook shard-3.db   # one of 40 machines
     python grade.py ex3_gaussian_kl --merge shard-*.db                    # then, once, on one
@@ -58,7 +59,7 @@ def sqlite_path(db_url):
 def find_submissions(submitted, assignment, students=None):
     """``(students, problems)``: who handed in ``assignment`` in ``submitted/``, and one message for
     each entry that is not laid out as nbgrader expects (``submitted/<student>/<assignment>/``)."""
-    problems, found = [], []
+    problems, found, skipped = [], [], set()
     if not os.path.isdir(submitted):
         return [], [f"{submitted} is not a folder: nothing has been collected (run `nbgrader collect`)"]
     for name in sorted(os.listdir(submitted)):
@@ -67,9 +68,10 @@ def find_submissions(submitted, assignment, students=None):
         folder = os.path.join(submitted, name)
         if os.path.islink(folder) or not os.path.isdir(folder):
             problems.append(
-                f"{folder} is not a folder: nbgrader expects submitted/<student>/{assignment}/<notebook>.ipynb "
+                f"{folder} is not a folder: nbgrader expects submitted/<student>/<assignment>/<notebook>.ipynb "
                 "(not graded; the file is left as it is)"
             )
+            skipped.add(name)
             continue
         target = os.path.join(folder, assignment)
         if not os.path.lexists(target):
@@ -79,9 +81,10 @@ def find_submissions(submitted, assignment, students=None):
                 f"{target} is not a folder: nbgrader expects submitted/{name}/{assignment}/<notebook>.ipynb "
                 "(not graded; the file is left as it is)"
             )
+            skipped.add(name)
             continue
         found.append(name)
-    for name in sorted(set(students or ()) - set(found) - {p.split(os.sep)[-2] for p in problems if os.sep in p}):
+    for name in sorted(set(students or ()) - set(found) - skipped):
         problems.append(f"no submission of {assignment} by {name} in {submitted}")
     return found, problems
 
@@ -174,8 +177,8 @@ def _grade_one(assignment, student, nbgrader_args):
     return student, code, log.getvalue(), time.perf_counter() - t0, _WORKER.get("db_url")
 
 
-def grade(assignment, students, jobs, nbgrader_args, db_url, target_url, say=print):
-    """Grade ``students`` with ``jobs`` workers; returns ``{student: (code, log, seconds)}``."""
+def grade(pairs, jobs, nbgrader_args, db_url, target_url, say=print):
+    """Grade each ``(assignment, student)`` with ``jobs`` workers; ``{(assignment, student): (code, log, seconds)}``."""
     main_db = sqlite_path(db_url)
     results = {}
     with tempfile.TemporaryDirectory(prefix="vaecourse-grade-") as scratch:
@@ -183,14 +186,15 @@ def grade(assignment, students, jobs, nbgrader_args, db_url, target_url, say=pri
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=jobs, mp_context=ctx, initializer=_start_worker, initargs=(main_db, scratch)
         ) as pool:
-            futures = [pool.submit(_grade_one, assignment, s, nbgrader_args) for s in students]
+            futures = {pool.submit(_grade_one, a, s, nbgrader_args): a for a, s in pairs}
             for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                assignment = futures[future]
                 student, code, log, seconds, own = future.result()
                 if code == 0 and own:  # this process is the only one that writes to target_url
                     merge_submission(own, target_url, assignment, student)
-                results[student] = (code, log, seconds)
+                results[(assignment, student)] = (code, log, seconds)
                 status = "graded" if code == 0 else f"FAILED (exit {code})"
-                say(f"[{done}/{len(students)}] {student}: {status} in {seconds:.1f} s")
+                say(f"[{done}/{len(pairs)}] {assignment} / {student}: {status} in {seconds:.1f} s", flush=True)
     return results
 
 
@@ -201,7 +205,7 @@ def main(argv=None):
         at = argv.index("--")
         argv, extra = argv[:at], argv[at + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("assignment", help="the assignment to grade, e.g. ex3_gaussian_kl")
+    parser.add_argument("assignment", nargs="+", help='assignments to grade, e.g. ex3_gaussian_kl, or "*" for all')
     parser.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once (default 1)")
     parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
     parser.add_argument("--shard", help="K/N: grade only the K-th of N equal slices of the students (K from 1)")
@@ -221,31 +225,42 @@ def main(argv=None):
 
     from nbgrader.api import Gradebook, MissingEntry
 
-    try:
-        with Gradebook(db_url) as gb:
-            gb.find_assignment(opts.assignment)
-    except MissingEntry:
-        print(f"error: no assignment {opts.assignment!r} in {db_url}: run `nbgrader generate_assignment` first")
+    with Gradebook(db_url) as gb:
+        known = sorted(a.name for a in gb.assignments)
+    names = known if opts.assignment == ["*"] else opts.assignment
+    unknown = [a for a in names if a not in known]
+    if unknown:
+        print(f"error: no assignment {', '.join(unknown)} in {db_url}: run `nbgrader generate_assignment` first")
         return 2
 
     if opts.merge:
         for shard in opts.merge:
             shard_url = "sqlite:///" + os.path.abspath(shard)
-            with Gradebook(shard_url) as gb:
-                graded = [s.student.id for s in gb.find_assignment(opts.assignment).submissions]
-            for student in graded:
-                merge_submission(shard_url, db_url, opts.assignment, student)
-            print(f"merged {len(graded)} submissions from {shard}")
+            n = 0
+            for assignment in names:
+                with Gradebook(shard_url) as gb:
+                    try:
+                        graded = [s.student.id for s in gb.find_assignment(assignment).submissions]
+                    except MissingEntry:
+                        graded = []
+                for student in graded:
+                    merge_submission(shard_url, db_url, assignment, student)
+                n += len(graded)
+            print(f"merged {n} submissions from {shard}")
         return 0
 
-    students, problems = find_submissions(submitted, opts.assignment, opts.student)
-    if opts.shard:
-        try:
-            k, n = (int(x) for x in opts.shard.split("/"))
-            assert 1 <= k <= n
-        except (ValueError, AssertionError):
-            parser.error(f"--shard must be K/N with 1 <= K <= N, not {opts.shard!r}")
-        students = students[k - 1 :: n]
+    pairs, problems = [], []
+    for assignment in names:
+        students, trouble = find_submissions(submitted, assignment, opts.student)
+        if opts.shard:
+            try:
+                k, n = (int(x) for x in opts.shard.split("/"))
+                assert 1 <= k <= n
+            except (ValueError, AssertionError):
+                parser.error(f"--shard must be K/N with 1 <= K <= N, not {opts.shard!r}")
+            students = students[k - 1 :: n]
+        pairs += [(assignment, s) for s in students]
+        problems += [p for p in trouble if p not in problems]
     for problem in problems:
         print(f"error: {problem}")
 
@@ -264,18 +279,18 @@ def main(argv=None):
             copy_gradebook(sqlite_path(db_url), target)
         target_url = "sqlite:///" + target
     t0 = time.perf_counter()
-    results = grade(opts.assignment, students, opts.jobs, extra, db_url, target_url)
+    results = grade(pairs, opts.jobs, extra, db_url, target_url)
     wall = time.perf_counter() - t0
-    failed = sorted(s for s, (code, _, _) in results.items() if code)
-    for student in failed:
-        print(f"--- nbgrader autograde log for {student}:\n{results[student][1][-3000:]}")
+    failed = sorted(key for key, (code, _, _) in results.items() if code)
+    for key in failed:
+        print(f"--- nbgrader autograde log for {' / '.join(key)}:\n{results[key][1][-3000:]}")
     rate = len(results) / wall * 60 if wall else 0.0
     print(
-        f"graded {len(results) - len(failed)} of {len(results)} submissions of {opts.assignment} in {wall:.1f} s "
+        f"graded {len(results) - len(failed)} of {len(results)} submissions in {wall:.1f} s "
         f"({rate:.1f} per minute, {opts.jobs} at a time)"
     )
     if failed:
-        print(f"not graded: {', '.join(failed)}")
+        print(f"not graded: {', '.join(' / '.join(k) for k in failed)}")
     return 1 if failed or problems else 0
 
 

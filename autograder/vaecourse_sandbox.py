@@ -45,6 +45,7 @@ import sys
 import sysconfig
 import tempfile
 
+from jupyter_client.localinterfaces import localhost
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer, List, TraitError, Unicode, Union, default, validate
 from traitlets.config import LoggingConfigurable
@@ -408,6 +409,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
+        if not self.sandbox.enabled:  # as a plain kernel manager
+            self.transport, self.ip = "tcp", localhost()
         self._private = None
         self._workdir = None
 
