@@ -90,7 +90,8 @@ c.Execute.kernel_manager_class = SandboxedKernelManager
 c.Sandbox.memory_limit = "4GiB"  # address space of each process
 c.Sandbox.process_limit = 64  # processes and threads at once
 c.Sandbox.disk_limit = "1GiB"  # the private /tmp (with $HOME and the working copy), /dev/shm, any one file
-c.Sandbox.output_limit = "2MiB"  # all the output of one notebook
+c.Sandbox.output_limit = "2MiB"  # the output of one cell
+c.Sandbox.notebook_output_limit = "20MiB"  # the output of all of a notebook's cells
 # More read-only paths for the kernel (a shared test-helper module, a data set), e.g.
 #     c.Sandbox.read_only_paths = ["/srv/course/testhelpers"]
 # Opting out (trusted notebooks only; any submission can then read the solutions and rewrite grades):

@@ -188,6 +188,9 @@ class ResilientExecute(Execute):
     * A cell runs past ``timeout``: nbgrader interrupts it and records ``CellTimeoutError``. If the
       interrupt does not bring the kernel back (the code swallows KeyboardInterrupt), or after
       ``max_timeouts`` timed-out cells, the remaining cells are not run.
+    * The kernel sends a message that cannot be read (it is the submission's process: a forged or
+      cut-off message, a process limit that left ZeroMQ without a thread): that cell gets a
+      ``KernelError`` and the rest of the notebook is not run.
     * The kernel fails to start (no cell has run, so the submission is not the cause: say a port
       taken by another process in between): up to ``startup_attempts`` fresh kernels are tried
       before nbgrader's own error handling takes over.
@@ -198,7 +201,8 @@ class ResilientExecute(Execute):
       test cell a probe that must fail has to report an error (see ``_probe``).
     * Limits (``Sandbox`` in ``vaecourse_sandbox.py``): a cell that fails on one of the sandbox's
       limits gets a ``LimitReached`` error naming it ("memory limit 4 GiB reached"); output past
-      ``Sandbox.output_limit`` is dropped and fails the cell that made it; the time limit is
+      ``Sandbox.output_limit`` (per cell) or ``Sandbox.notebook_output_limit`` is dropped and
+      fails the cell that made it; the time limit is
       ``Execute.timeout`` per cell. The kernel itself runs in the sandbox when
       ``c.Execute.kernel_manager_class`` is ``SandboxedKernelManager`` (the course's config).
     """
@@ -211,7 +215,8 @@ class ResilientExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._limits = Sandbox(parent=self)
-        self._output_left, self._output_dropped = self._limits.output_bytes, 0
+        self._output_left, self._output_dropped = self._limits.notebook_output_bytes, None
+        self._cell_output_left = self._limits.output_bytes
         tests = [c for c in nb.cells if c.cell_type == "code" and utils.is_grade(c)]
         self._tests = sorted(hashlib.sha256(c.source.encode()).hexdigest() for c in tests)
         for attempt in range(1, self.startup_attempts + 1):
@@ -238,7 +243,7 @@ class ResilientExecute(Execute):
         if not self._guarded and self._tests:  # a notebook without tests needs no guard (nor its imports)
             self._guarded = True
             self._install_guard(index)
-        self._output_dropped = 0
+        self._output_dropped, self._cell_output_left = None, self._limits.output_bytes
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
@@ -251,6 +256,14 @@ class ResilientExecute(Execute):
                 "CellTimeoutError",
                 f"no reply within {self.timeout} s and the kernel could not be interrupted",
                 "an earlier cell never stopped",
+            )
+        except Exception as err:  # a message the grader cannot read (a bad signature, a missing field):
+            # the kernel is the submission's, so this is the notebook's failure, not the grader's
+            self._stop(
+                cell,
+                "KernelError",
+                f"the kernel sent a message that could not be read ({type(err).__name__}: {str(err)[:200]})",
+                "an earlier cell broke the kernel",
             )
         else:
             if any(out.get("ename") == "CellTimeoutError" for out in cell.get("outputs", [])):
@@ -273,10 +286,11 @@ class ResilientExecute(Execute):
         content = msg.get("content", {})
         size = sum(len(str(v)) for v in content.get("data", {}).values()) + len(str(content.get("text", "")))
         size += sum(len(line) for line in content.get("traceback", []) or [])
-        if size > self._output_left:
-            self._output_left = 0
-            self._output_dropped += size
+        if size > self._cell_output_left or size > self._output_left:
+            self._output_dropped = "cell" if size > self._cell_output_left else "notebook"
+            self._cell_output_left = 0
             return None
+        self._cell_output_left -= size
         self._output_left -= size
         return super().output(outs, msg, display_id, cell_index)
 
@@ -288,13 +302,14 @@ class ResilientExecute(Execute):
             if out.get("ename") == "CellTimeoutError" and not out.get("evalue"):
                 out["evalue"] = f"time limit {self.timeout:g} s per cell reached (Execute.timeout)"
                 out["traceback"] = [f"CellTimeoutError: {out['evalue']}"]
-        if self._output_dropped:
+        if self._output_dropped == "cell":
             cap = format_size(limits.output_bytes)
-            outputs.append(
-                _error_output(
-                    "LimitReached", f"output limit {cap} reached (Sandbox.output_limit): the rest was dropped"
-                )
-            )
+            message = f"output limit {cap} per cell reached (Sandbox.output_limit): the rest was dropped"
+            outputs.append(_error_output("LimitReached", message))
+        elif self._output_dropped == "notebook":
+            cap = format_size(limits.notebook_output_bytes)
+            message = f"output limit {cap} per notebook reached (Sandbox.notebook_output_limit): the rest was dropped"
+            outputs.append(_error_output("LimitReached", message))
         if not limits.enabled:
             return
         said = set()

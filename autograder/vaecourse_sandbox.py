@@ -38,7 +38,6 @@ import os
 import re
 import secrets
 import select
-import shlex
 import shutil
 import subprocess
 import sys
@@ -56,6 +55,7 @@ INSIDE_TMP = "/tmp"
 INSIDE_HOME = "/tmp/home"
 KERNEL_DIR = "/tmp/.kernel"  # the kernel's sockets, inside the sandbox (made by the sandbox's user)
 KERNEL_FILE = "/run/kernel/connection.json"  # its connection file (read-only)
+SUBMISSION = "/run/submission"  # the submission folder, read-only; the kernel works in a copy in $HOME
 SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
 UID_BASE, UID_SPAN = 3_000_000_000, 1_000_000_000  # ids no account uses (useradd stops at 60000)
 ENV_PASSED = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LANG", "LC_ALL", "TZ")
@@ -132,7 +132,10 @@ class Sandbox(LoggingConfigurable):
         "1GiB", "Size of the kernel's private /tmp (its $HOME and working copy) and of its /dev/shm; largest file."
     )
     output_limit = _size_trait(
-        "2MiB", "Output a notebook's cells may produce in all; a cell that goes past it fails (the rest is dropped)."
+        "2MiB", "Output one cell may produce; a cell that goes past it fails (the rest of its output is dropped)."
+    )
+    notebook_output_limit = _size_trait(
+        "20MiB", "Output all the cells of a notebook may produce (a notebook can have many cells); the same."
     )
     open_files_limit = Integer(1024, help="Open files per process (RLIMIT_NOFILE).").tag(config=True)
     packages = List(
@@ -153,7 +156,7 @@ class Sandbox(LoggingConfigurable):
         f"sandbox (from {UID_BASE} up).",
     ).tag(config=True)
 
-    @validate("memory_limit", "disk_limit", "output_limit")
+    @validate("memory_limit", "disk_limit", "output_limit", "notebook_output_limit")
     def _valid_size(self, proposal):
         parse_size(proposal["value"], f"Sandbox.{proposal['trait'].name}")
         return proposal["value"]
@@ -193,6 +196,10 @@ class Sandbox(LoggingConfigurable):
         return parse_size(self.output_limit, "Sandbox.output_limit")
 
     @property
+    def notebook_output_bytes(self):
+        return parse_size(self.notebook_output_limit, "Sandbox.notebook_output_limit")
+
+    @property
     def enabled(self):
         return not self.i_understand_submissions_run_unsandboxed
 
@@ -221,42 +228,46 @@ class Sandbox(LoggingConfigurable):
         that receives the file descriptors to pass (the caller closes them); without it host paths
         are named directly. ``extra``: bwrap options applied once the private /tmp exists.
         """
-        ops = []
+        ops, late = [], []  # late: what lies inside the private /tmp or /dev, made after them
 
-        def bind(path):
+        def place(path):
+            return late if any(path == t or _inside(path, t) for t in (INSIDE_TMP, "/dev")) else ops
+
+        def bind(path, dest=None):
+            dest = dest or path
             if fds is None:
-                ops.extend(["--ro-bind", path, path])
+                place(dest).extend(["--ro-bind", path, dest])
             else:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
                 fds.append(fd)
-                ops.extend(["--ro-bind-fd", str(fd), path])
+                place(dest).extend(["--ro-bind-fd", str(fd), dest])
 
         for link in SYSTEM_TREES:  # /lib -> usr/lib on merged-/usr systems: the same link inside
             if os.path.islink(link):
                 ops.extend(["--symlink", os.readlink(link), link])
         visible = self.visible_paths(command[0] if command else sys.executable)
-        parents = sorted({a for p in visible + ([workdir] if workdir else []) for a in _ancestors(p)} - set(visible))
-        for folder in parents:  # bwrap (as root) would make them 0700: the sandbox user could not pass
-            ops.extend(["--perms", "0755", "--dir", folder])
+        parents = {a for p in visible + [SUBMISSION] for a in _ancestors(p)} - set(visible)
+        for folder in sorted(parents - {INSIDE_TMP, "/dev"}):  # bwrap (as root) would make them 0700
+            place(folder).extend(["--perms", "0755", "--dir", folder])
         for path in visible:
             bind(path)
         for path in sorted({os.path.realpath(h) for h in hidden if h and os.path.lexists(h)}):
             if not any(_inside(path, q) or path == q for q in visible):
                 continue  # not in the sandbox in the first place
             if os.path.isdir(path):
-                ops.extend(["--size", "4096", "--tmpfs", path, "--remount-ro", path])
+                place(path).extend(["--size", "4096", "--tmpfs", path, "--remount-ro", path])
             else:
-                ops.extend(["--ro-bind", "/dev/null", path])
+                place(path).extend(["--ro-bind", "/dev/null", path])
         if workdir:
-            bind(workdir)
+            bind(workdir, SUBMISSION)
             work = INSIDE_HOME + "/" + os.path.basename(os.path.normpath(workdir))
-            copy = f"cp -R {shlex.quote(workdir)}/. {work}/ 2>/dev/null; "
+            copy = f"cp -R {SUBMISSION}/. {work}/ 2>/dev/null; "
         else:
             work, copy = INSIDE_HOME, ""
         setup = f'mkdir -p {work} {KERNEL_DIR} && chmod 700 {KERNEL_DIR} && {copy}cd {work} && exec "$@"'
         disk = str(self.disk_bytes)
         ops += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", disk, "--tmpfs", "/dev/shm"]
-        ops += ["--perms", "1777", "--size", disk, "--tmpfs", INSIDE_TMP, *extra]
+        ops += ["--perms", "1777", "--size", disk, "--tmpfs", INSIDE_TMP, *late, *extra]
         ops += ["--remount-ro", "/dev", "--remount-ro", "/"]
         bindir = os.path.dirname(os.path.abspath(command[0] if command else sys.executable))
         env = {"HOME": INSIDE_HOME, "TMPDIR": INSIDE_TMP, "USER": "student", "LOGNAME": "student"}
