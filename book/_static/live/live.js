@@ -1,0 +1,413 @@
+/* Live figures of the vaecourse book: they run in the reader's browser, with no kernel.
+ *
+ * A chapter's output holds <div class="vc-live" data-vc-live="latent|results" ...> (written by
+ * vaecourse/live.py); this script, loaded on every page, turns each such div into a figure:
+ *   latent   sliders over z and a 2-D pad (drag the point, or focus it and use the arrow keys);
+ *            the decoder (float32 weights from the JSON) runs here and the digit is drawn on a canvas.
+ *   results  a slider over precomputed settings (betas, sigma_x^2 values): images, KL per latent
+ *            dimension as bars, active units and other numbers.
+ * The JSON comes from data-src (resolved against this script's folder, _static/live/) or from an
+ * embedded <script type="application/json" class="vc-live-data">. Formats: see vaecourse/live.py.
+ * Grey levels: floor(255 * clip(p, 0, 1) + 0.5), drawn as ink on white (canvas value 255 - level),
+ * the same numbers as vaecourse.live.pixels. No library, nothing loaded from another host.
+ */
+(function () {
+  "use strict";
+
+  var SCRIPT_URL = (document.currentScript && document.currentScript.src) || document.baseURI;
+  var DECODER_FORMAT = "vaecourse.live.decoder/1";
+  var RESULTS_FORMAT = "vaecourse.live.results/1";
+  var SVG = "http://www.w3.org/2000/svg";
+  var uid = 0;
+
+  // ------------------------------------------------------------------------------------ data
+  function bytes(b64) {
+    var bin = atob(b64), out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function float32s(b64, count, what) {
+    var raw = bytes(b64);
+    if (raw.length !== 4 * count) throw new Error(what + ": expected " + count + " float32 values, got " + raw.length / 4);
+    var view = new DataView(raw.buffer), out = new Float64Array(count);
+    for (var i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true); // little-endian
+    return out;
+  }
+
+  function erf(x) { // Abramowitz & Stegun 7.1.26, as vaecourse.live._erf
+    var s = x < 0 ? -1 : x > 0 ? 1 : 0, a = Math.abs(x), t = 1 / (1 + 0.3275911 * a);
+    var poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    return s * (1 - poly * Math.exp(-a * a));
+  }
+
+  var ACTIVATIONS = {
+    relu: function () { return function (v) { return v > 0 ? v : 0; }; },
+    leaky_relu: function (l) { return function (v) { return v >= 0 ? v : v * l.slope; }; },
+    elu: function (l) { return function (v) { return v > 0 ? v : l.alpha * Math.expm1(v); }; },
+    tanh: function () { return Math.tanh; },
+    sigmoid: function () { return function (v) { return 1 / (1 + Math.exp(-v)); }; },
+    softplus: function (l) {
+      return function (v) { return v * l.beta > l.threshold ? v : Math.log1p(Math.exp(v * l.beta)) / l.beta; };
+    },
+    gelu: function (l) {
+      if (l.approximate === "tanh") {
+        var c = Math.sqrt(2 / Math.PI);
+        return function (v) { return 0.5 * v * (1 + Math.tanh(c * (v + 0.044715 * v * v * v))); };
+      }
+      return function (v) { return 0.5 * v * (1 + erf(v / Math.SQRT2)); };
+    },
+    identity: function () { return function (v) { return v; }; },
+  };
+
+  function Decoder(spec) {
+    if (!spec || spec.format !== DECODER_FORMAT) throw new Error("not a decoder file (format " + DECODER_FORMAT + ")");
+    this.zDim = spec.z_dim;
+    this.xDim = spec.x_dim;
+    this.shape = spec.image_shape;
+    this.layers = spec.layers.map(function (l, i) {
+      if (l.type === "linear") {
+        return {linear: true, inSize: l["in"], outSize: l.out,
+                w: float32s(l.weight, l["in"] * l.out, "layer " + i + " weight"),
+                b: float32s(l.bias, l.out, "layer " + i + " bias")};
+      }
+      if (!ACTIVATIONS[l.type]) throw new Error("unknown layer type " + l.type);
+      return {linear: false, f: ACTIVATIONS[l.type](l)};
+    });
+  }
+
+  // z (array of zDim numbers) -> decoder means (Float64Array of xDim), float64 sums of float32 weights.
+  Decoder.prototype.decode = function (z) {
+    var h = Float64Array.from(z);
+    for (var k = 0; k < this.layers.length; k++) {
+      var l = this.layers[k];
+      if (l.linear) {
+        var out = new Float64Array(l.outSize);
+        for (var o = 0; o < l.outSize; o++) {
+          var s = l.b[o], row = o * l.inSize;
+          for (var i = 0; i < l.inSize; i++) s += l.w[row + i] * h[i];
+          out[o] = s;
+        }
+        h = out;
+      } else {
+        for (var j = 0; j < h.length; j++) h[j] = l.f(h[j]);
+      }
+    }
+    return h;
+  };
+
+  function level(p) { // 0..255, as vaecourse.live._levels
+    return Math.floor(Math.min(1, Math.max(0, p)) * 255 + 0.5);
+  }
+
+  // Levels (0..255, 255 = ink) onto a canvas of the image's own size, as ink on white.
+  function paint(canvas, levels, shape) {
+    var ctx = canvas.getContext("2d"), img = ctx.createImageData(shape[1], shape[0]);
+    for (var i = 0; i < levels.length; i++) {
+      var v = 255 - levels[i];
+      img.data[4 * i] = v; img.data[4 * i + 1] = v; img.data[4 * i + 2] = v; img.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+  }
+
+  // ------------------------------------------------------------------------------------ DOM helpers
+  function el(tag, attrs, parent) {
+    var e = document.createElement(tag);
+    for (var k in attrs || {}) {
+      if (k === "text") e.textContent = attrs[k];
+      else e.setAttribute(k, attrs[k]);
+    }
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+
+  function svgEl(tag, attrs, parent) {
+    var e = document.createElementNS(SVG, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+
+  function fmt(v) { return (Math.abs(v) < 0.005 ? 0 : v).toFixed(2); }
+
+  function decimals(step) {
+    var s = String(step);
+    return s.indexOf(".") < 0 ? 0 : s.length - s.indexOf(".") - 1;
+  }
+
+  function imageCanvas(shape, parent, cls) {
+    return el("canvas", {"class": cls, width: shape[1], height: shape[0]}, parent);
+  }
+
+  function inkSummary(levels, shape) { // a few words on the image: how much ink, and where its centre is
+    var total = 0, rows = 0, cols = 0;
+    for (var i = 0; i < levels.length; i++) {
+      total += levels[i];
+      rows += levels[i] * Math.floor(i / shape[1]);
+      cols += levels[i] * (i % shape[1]);
+    }
+    if (total === 0) return "a blank image";
+    var where = function (c, n, lo, hi) { return c < n / 3 ? lo : c > 2 * n / 3 ? hi : "centre"; };
+    var r = rows / total, c = cols / total;
+    return "ink covers " + Math.round((100 * total) / (255 * levels.length)) + "% of the image, centred " +
+      where(r, shape[0], "top", "bottom") + "-" + where(c, shape[1], "left", "right");
+  }
+
+  // ------------------------------------------------------------------------------------ latent explorer
+  function LatentExplorer(root, spec, options) {
+    var self = this;
+    this.root = root;
+    this.net = new Decoder(spec);
+    this.extent = options.extent || 3;
+    this.step = options.step || 0.1;
+    this.digits = decimals(this.step);
+    this.dims = options.dims || Array.from({length: Math.min(this.net.zDim, 8)}, function (_, i) { return i; });
+    this.pad = options.pad === undefined ? (this.dims.length >= 2 ? [this.dims[0], this.dims[1]] : null) : options.pad;
+    this.z = new Array(this.net.zDim).fill(0);
+    var id = "vc-live-" + ++uid;
+
+    var body = el("div", {"class": "vc-live-body"}, root);
+    var controls = el("div", {"class": "vc-live-controls"}, body);
+    if (this.pad) {
+      var px = this.pad[0] + 1, py = this.pad[1] + 1;
+      var padBox = el("div", {"class": "vc-live-padbox"}, controls);
+      this.padEl = el("div", {
+        "class": "vc-live-pad", tabindex: "0", role: "slider",
+        "aria-roledescription": "2-D latent pad",
+        "aria-label": "z" + px + " (left to right) and z" + py + " (bottom to top); arrow keys move the point, " +
+          "Shift for larger steps, Home returns to 0",
+        "aria-valuemin": String(-this.extent), "aria-valuemax": String(this.extent),
+      }, padBox);
+      this.padCanvas = el("canvas", {"class": "vc-live-manifold", width: 196, height: 196, "aria-hidden": "true"}, this.padEl);
+      this.dot = el("div", {"class": "vc-live-dot", "aria-hidden": "true"}, this.padEl);
+      el("div", {"class": "vc-live-padlabel", text: "drag: z" + px + " \u2194, z" + py + " \u2195"}, padBox);
+      this.padEl.addEventListener("pointerdown", function (e) {
+        self.padEl.setPointerCapture(e.pointerId);
+        self.padEl.focus();
+        self.fromPointer(e);
+      });
+      this.padEl.addEventListener("pointermove", function (e) {
+        if (self.padEl.hasPointerCapture(e.pointerId)) self.fromPointer(e);
+      });
+      this.padEl.addEventListener("keydown", function (e) { self.padKey(e); });
+    }
+    var sliders = el("div", {"class": "vc-live-sliders"}, controls);
+    this.inputs = {};
+    this.outputs = {};
+    this.dims.forEach(function (d) {
+      var row = el("div", {"class": "vc-live-slider"}, sliders);
+      el("label", {"for": id + "-z" + d, text: "z" + (d + 1)}, row);
+      var input = el("input", {type: "range", id: id + "-z" + d, min: String(-self.extent), max: String(self.extent),
+                               step: String(self.step), value: "0", "data-dim": String(d)}, row);
+      self.outputs[d] = el("output", {"for": id + "-z" + d, text: fmt(0)}, row);
+      input.addEventListener("input", function () { self.set(d, parseFloat(input.value)); });
+      self.inputs[d] = input;
+    });
+    var figure = el("div", {"class": "vc-live-image"}, body);
+    this.canvas = imageCanvas(this.net.shape, figure, "vc-live-digit");
+    this.canvas.setAttribute("role", "img");
+    this.desc = el("p", {"class": "vc-live-desc", "aria-live": "polite", id: id + "-desc"}, root);
+    this.draw();
+    if (this.pad) setTimeout(function () { self.drawManifold(); }, 0);
+  }
+
+  LatentExplorer.prototype.set = function (d, value, fromPad) {
+    var v = Math.max(-this.extent, Math.min(this.extent, value));
+    this.z[d] = v;
+    if (this.inputs[d] && fromPad) this.inputs[d].value = String(v);
+    this.draw();
+  };
+
+  LatentExplorer.prototype.fromPointer = function (e) {
+    var r = this.padEl.getBoundingClientRect(), ext = this.extent, st = this.step;
+    var snap = function (v) { return Math.round(v / st) * st; };
+    var x = snap(((e.clientX - r.left) / r.width) * 2 * ext - ext);
+    var y = snap(ext - ((e.clientY - r.top) / r.height) * 2 * ext);
+    this.z[this.pad[0]] = Math.max(-ext, Math.min(ext, x));
+    this.set(this.pad[1], y, true);
+    this.inputs[this.pad[0]].value = String(this.z[this.pad[0]]);
+    e.preventDefault();
+  };
+
+  LatentExplorer.prototype.padKey = function (e) {
+    var big = e.shiftKey ? 10 : 1, st = this.step * big, a = this.pad[0], b = this.pad[1];
+    var moves = {ArrowLeft: [a, -st], ArrowRight: [a, st], ArrowDown: [b, -st], ArrowUp: [b, st]};
+    if (e.key === "Home") {
+      this.z[a] = 0;
+      this.inputs[a].value = "0";
+      this.set(b, 0, true);
+    } else if (moves[e.key]) {
+      var m = moves[e.key], v = Math.round((this.z[m[0]] + m[1]) / this.step) * this.step;
+      this.set(m[0], v, true);
+    } else {
+      return;
+    }
+    e.preventDefault();
+  };
+
+  LatentExplorer.prototype.draw = function () {
+    var self = this, p = this.net.decode(this.z), levels = new Uint8Array(p.length);
+    for (var i = 0; i < p.length; i++) levels[i] = level(p[i]);
+    paint(this.canvas, levels, this.net.shape);
+    this.levels = levels;
+    var shown = this.dims.map(function (d) { return "z" + (d + 1) + " = " + fmt(self.z[d]); }).join(", ");
+    this.dims.forEach(function (d) {
+      self.outputs[d].textContent = fmt(self.z[d]);
+      self.inputs[d].setAttribute("aria-valuetext", "z" + (d + 1) + " = " + fmt(self.z[d]));
+    });
+    var rest = this.net.zDim > this.dims.length ? " (the other " + (this.net.zDim - this.dims.length) + " at 0)" : "";
+    var text = "Decoded image for " + shown + rest + ": " + inkSummary(levels, this.net.shape) + ".";
+    this.canvas.setAttribute("aria-label", text);
+    this.desc.textContent = text;
+    if (this.pad) {
+      var e = this.extent, a = this.z[this.pad[0]], b = this.z[this.pad[1]];
+      this.dot.style.left = (100 * (a + e)) / (2 * e) + "%";
+      this.dot.style.top = (100 * (e - b)) / (2 * e) + "%";
+      this.padEl.setAttribute("aria-valuetext", "z" + (this.pad[0] + 1) + " = " + fmt(a) + ", z" +
+        (this.pad[1] + 1) + " = " + fmt(b));
+    }
+  };
+
+  // The pad's background: a 7 x 7 grid of decoded images over its square (other dimensions at 0).
+  LatentExplorer.prototype.drawManifold = function () {
+    var n = 7, shape = this.net.shape, ctx = this.padCanvas.getContext("2d");
+    var cw = this.padCanvas.width / n, ch = this.padCanvas.height / n;
+    var tile = document.createElement("canvas");
+    tile.width = shape[1];
+    tile.height = shape[0];
+    ctx.imageSmoothingEnabled = true;
+    for (var r = 0; r < n; r++) {
+      for (var c = 0; c < n; c++) {
+        var z = new Array(this.net.zDim).fill(0);
+        z[this.pad[0]] = -this.extent + ((c + 0.5) * 2 * this.extent) / n;
+        z[this.pad[1]] = this.extent - ((r + 0.5) * 2 * this.extent) / n;
+        var p = this.net.decode(z), levels = new Uint8Array(p.length);
+        for (var i = 0; i < p.length; i++) levels[i] = level(p[i]);
+        paint(tile, levels, shape);
+        ctx.drawImage(tile, c * cw, r * ch, cw, ch);
+      }
+    }
+  };
+
+  // ------------------------------------------------------------------------------------ results slider
+  function ResultsExplorer(root, spec) {
+    if (!spec || spec.format !== RESULTS_FORMAT) throw new Error("not a results file (format " + RESULTS_FORMAT + ")");
+    var self = this, id = "vc-live-" + ++uid;
+    this.root = root;
+    this.spec = spec;
+    var shape = spec.image_shape, per = shape[0] * shape[1];
+    this.levels = spec.settings.map(function (s) { return bytes(s.images); });
+    this.levels.forEach(function (l, i) {
+      if (l.length !== spec.n_images * per) throw new Error("setting " + i + ": wrong number of pixels");
+    });
+    this.klMax = Math.max.apply(null, spec.settings.map(function (s) { return Math.max.apply(null, s.kl_per_dim); }));
+    if (spec.threshold !== null && spec.threshold !== undefined) this.klMax = Math.max(this.klMax, spec.threshold);
+    this.klMax = this.klMax > 0 ? this.klMax : 1;
+
+    var row = el("div", {"class": "vc-live-slider vc-live-setting"}, root);
+    el("label", {"for": id + "-s", text: spec.label}, row);
+    this.input = el("input", {type: "range", id: id + "-s", min: "0", max: String(spec.settings.length - 1),
+                              step: "1", value: "0"}, row);
+    this.output = el("output", {"for": id + "-s"}, row);
+    this.input.addEventListener("input", function () { self.show(parseInt(self.input.value, 10)); });
+
+    var body = el("div", {"class": "vc-live-body"}, root);
+    var grid = el("div", {"class": "vc-live-grid", role: "img"}, body);
+    grid.style.gridTemplateColumns = "repeat(" + spec.ncols + ", auto)";
+    this.grid = grid;
+    this.canvases = [];
+    for (var i = 0; i < spec.n_images; i++) this.canvases.push(imageCanvas(shape, grid, "vc-live-thumb"));
+    var chart = el("figure", {"class": "vc-live-chart"}, body);
+    var z = spec.settings[0].kl_per_dim.length, w = 320, h = 120, bw = w / z;
+    this.svg = svgEl("svg", {viewBox: "0 0 " + w + " " + (h + 2), width: w, height: h + 2, role: "img"}, chart);
+    this.bars = [];
+    for (var j = 0; j < z; j++) {
+      var bar = svgEl("rect", {x: (j * bw + 0.1 * bw).toFixed(2), width: (0.8 * bw).toFixed(2), "class": "vc-live-bar"}, this.svg);
+      bar.appendChild(svgEl("title", {}));
+      this.bars.push(bar);
+    }
+    svgEl("line", {x1: 0, x2: w, y1: h, y2: h, "class": "vc-live-axis"}, this.svg);
+    if (spec.threshold !== null && spec.threshold !== undefined) {
+      var ty = h - (h * spec.threshold) / this.klMax;
+      svgEl("line", {x1: 0, x2: w, y1: ty, y2: ty, "class": "vc-live-threshold"}, this.svg);
+    }
+    this.h = h;
+    el("figcaption", {text: spec.bar_label + ", one bar per latent dimension; same scale for every setting (max " +
+                      this.klMax.toFixed(2) + ")"}, chart);
+    this.desc = el("p", {"class": "vc-live-desc", "aria-live": "polite"}, root);
+    this.show(0);
+  }
+
+  ResultsExplorer.prototype.show = function (index) {
+    var spec = this.spec, s = spec.settings[index], shape = spec.image_shape, per = shape[0] * shape[1];
+    this.index = index;
+    for (var i = 0; i < spec.n_images; i++) paint(this.canvases[i], this.levels[index].subarray(i * per, (i + 1) * per), shape);
+    var h = this.h, max = this.klMax, self = this;
+    s.kl_per_dim.forEach(function (v, j) {
+      var bh = Math.max(0, (h * v) / max);
+      self.bars[j].setAttribute("y", (h - bh).toFixed(2));
+      self.bars[j].setAttribute("height", bh.toFixed(2));
+      self.bars[j].firstChild.textContent = "dimension " + (j + 1) + ": " + v.toFixed(3);
+    });
+    this.output.textContent = s.label;
+    this.input.setAttribute("aria-valuetext", s.label);
+    var stats = Object.keys(s.stats).map(function (k) {
+      var v = s.stats[k];
+      return k + " " + (Number.isInteger(v) ? String(v) : v.toFixed(2));
+    });
+    var z = s.kl_per_dim.length, total = s.kl_per_dim.reduce(function (a, b) { return a + b; }, 0);
+    var text = s.label + ": " + s.active_units + " of " + z + " latent dimensions active; " +
+      (stats.length ? stats.join(", ") : "KL " + total.toFixed(2)) + (s.caption ? ". " + s.caption : "") + ".";
+    this.grid.setAttribute("aria-label", spec.n_images + " images for " + s.label);
+    this.svg.setAttribute("aria-label", spec.bar_label + " for " + s.label + ": " +
+      s.kl_per_dim.map(function (v) { return v.toFixed(2); }).join(", "));
+    this.desc.textContent = text;
+  };
+
+  // ------------------------------------------------------------------------------------ start-up
+  function readSpec(root) {
+    var inline = root.querySelector("script.vc-live-data");
+    if (inline) return Promise.resolve(JSON.parse(inline.textContent));
+    var src = root.getAttribute("data-src");
+    if (!src) return Promise.reject(new Error("no data-src and no embedded data"));
+    var url = new URL(src, SCRIPT_URL);
+    return fetch(url).then(function (r) {
+      if (!r.ok) throw new Error("could not load " + url + " (HTTP " + r.status + ")");
+      return r.json();
+    }, function () {
+      var local = location.protocol === "file:";
+      throw new Error("could not load " + url + (local ? ": browsers do not let a page opened from a file read " +
+        "other files; serve the book (python -m http.server -d _build/html) and open it over http" : ""));
+    });
+  }
+
+  function start(root) {
+    if (root.vcLive) return Promise.resolve(root.vcLive);
+    root.vcLive = "loading";
+    var kind = root.getAttribute("data-vc-live");
+    var options = JSON.parse(root.getAttribute("data-options") || "{}");
+    return readSpec(root).then(function (spec) {
+      var fallback = root.querySelector(".vc-live-fallback");
+      var view = kind === "latent" ? new LatentExplorer(root, spec, options) : new ResultsExplorer(root, spec);
+      if (fallback) fallback.remove();
+      root.vcLive = view;
+      root.setAttribute("data-ready", "true");
+      return view;
+    }).catch(function (err) {
+      root.vcLive = null;
+      root.setAttribute("data-ready", "error");
+      var fallback = root.querySelector(".vc-live-fallback") || el("p", {"class": "vc-live-fallback"}, root);
+      fallback.textContent = "This live figure could not start: " + err.message;
+      fallback.setAttribute("role", "alert");
+      console.warn("vaecourse live figure:", err);
+    });
+  }
+
+  function startAll() {
+    return Promise.all(Array.from(document.querySelectorAll("div.vc-live[data-vc-live]")).map(start));
+  }
+
+  window.vcLive = {start: start, startAll: startAll, Decoder: Decoder, level: level};
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", startAll);
+  else startAll();
+})();
