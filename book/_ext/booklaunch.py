@@ -82,12 +82,12 @@ def _cells(path):
     return out
 
 
-def stale(url, branch, notebooks=()):
+def stale(url, branch, notebooks=(), cell_file=CELL_FILE):
     """Places that do not hold ``install_cell_source(url, branch)``: the cell file and tagged notebook cells."""
     want = install_cell_source(url, branch)
     found = []
-    if not CELL_FILE.is_file() or CELL_FILE.read_text(encoding="utf-8") != want:
-        found.append(str(CELL_FILE.relative_to(ROOT)))
+    if cell_file is not None and (not cell_file.is_file() or cell_file.read_text(encoding="utf-8") != want):
+        found.append(str(cell_file.relative_to(ROOT)) if cell_file.is_relative_to(ROOT) else str(cell_file))
     for path in notebooks:
         for index, src in _cells(path):
             if src.rstrip("\n") != want.rstrip("\n"):
@@ -98,8 +98,36 @@ def stale(url, branch, notebooks=()):
 
 
 # ---------------------------------------------------------------------------------------------- Sphinx
+def _from_config_yml(app, opts):
+    """Fill the theme's repository and launch options from the book's _config.yml where they are missing.
+
+    jupyter-book maps ``repository:`` and ``launch_buttons:`` into ``html_theme_options``, but a
+    ``sphinx.config.html_theme_options`` in _config.yml (this book sets ``navbar_persistent``) replaces
+    that mapping whole; this puts them back, so that ``repository:`` stays the one place.
+    """
+    import yaml
+
+    path = Path(app.confdir or app.srcdir) / "_config.yml"
+    if not path.is_file():
+        path = Path(app.srcdir) / "_config.yml"
+    if not path.is_file():
+        return
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    repo = cfg.get("repository") or {}
+    for theme_key, yml_key in (
+        ("repository_url", "url"),
+        ("repository_branch", "branch"),
+        ("path_to_docs", "path_to_book"),
+    ):
+        if yml_key in repo:
+            opts.setdefault(theme_key, repo[yml_key])
+    if "launch_buttons" in cfg:
+        opts.setdefault("launch_buttons", cfg["launch_buttons"])
+
+
 def _buttons(app, config):
     opts = config.html_theme_options
+    _from_config_yml(app, opts)
     url = str(opts.get("repository_url") or "").strip()
     launch = dict(opts.get("launch_buttons") or {})
     if not url:
@@ -124,7 +152,8 @@ def _check_install_cells(app, env, docnames):
     branch = str(app.config.html_theme_options.get("repository_branch") or "main")
     notebooks = [Path(env.doc2path(d)) for d in docnames]
     notebooks = [p for p in notebooks if p.suffix == ".ipynb"]
-    for where in stale(url, branch, notebooks):
+    cell_file = CELL_FILE if Path(app.srcdir).resolve() == ROOT else None  # another book: not this repository's
+    for where in stale(url, branch, notebooks, cell_file):
         logging.getLogger(__name__).warning(
             f"booklaunch: {where} is not the install cell for repository url {url!r}: "
             "run `python book/_ext/booklaunch.py --write` (and paste its cell there)"
