@@ -286,10 +286,14 @@ class ResilientExecute(Execute):
         content = msg.get("content", {})
         size = sum(len(str(v)) for v in content.get("data", {}).values()) + len(str(content.get("text", "")))
         size += sum(len(line) for line in content.get("traceback", []) or [])
-        if size > self._cell_output_left or size > self._output_left:
+        left = min(self._cell_output_left, self._output_left)
+        if size > left:
             self._output_dropped = "cell" if size > self._cell_output_left else "notebook"
             self._cell_output_left = 0
-            return None
+            if msg.get("msg_type") != "stream" or left <= 0:
+                return None
+            msg = dict(msg, content=dict(content, text=str(content.get("text", ""))[:left]))  # its beginning
+            size = left
         self._cell_output_left -= size
         self._output_left -= size
         return super().output(outs, msg, display_id, cell_index)

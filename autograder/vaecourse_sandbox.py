@@ -261,7 +261,8 @@ class Sandbox(LoggingConfigurable):
         if workdir:
             bind(workdir, SUBMISSION)
             work = INSIDE_HOME + "/" + os.path.basename(os.path.normpath(workdir))
-            copy = f"cp -R {SUBMISSION}/. {work}/ 2>/dev/null; "
+            # a folder too big for the disk limit is not copied (the notebook itself comes from the grader)
+            copy = f"cp -R {SUBMISSION}/. {work}/ 2>/dev/null || {{ rm -rf {work}; mkdir -p {work}; }}; "
         else:
             work, copy = INSIDE_HOME, ""
         setup = f'mkdir -p {work} {KERNEL_DIR} && chmod 700 {KERNEL_DIR} && {copy}cd {work} && exec "$@"'

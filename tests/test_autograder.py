@@ -8,25 +8,35 @@ One module-scoped fixture does the expensive part once:
 3. students ``alice`` (reference answers) and ``bob`` (a typical bug) go through the local
    exchange: release_assignment, fetch_assignment, submit, collect;
 4. fake students are dropped into submitted/: for every assignment the reference answers, the blank
-   release and a typical bug; for ex3 each way of cheating in ``exercise_kit.CHEATS``; for ex6 a
-   file cut off in the upload (no longer a notebook); for ex5 the reference answers saved under
-   another name (a browser's "ex5_posterior_collapse (1).ipynb");
-5. ``nbgrader autograde "*"``, ``generate_feedback "*"`` and ``export`` run in both courses.
+   release and a typical bug; for ex3 each way of cheating in ``exercise_kit.CHEATS`` and each
+   attack on the grading machine in ``sandbox_attacks.ATTACKS`` (listeners on the host's TCP and
+   UDP ports record what reaches them); for ex6 a file cut off in the upload (no longer a
+   notebook); for ex5 the reference answers saved under another name (a browser's
+   "ex5_posterior_collapse (1).ipynb"); in B two entries that are not folders;
+5. course A is graded serially by plain ``nbgrader autograde "*"``, course B by ``grade.py "*"
+   --jobs 2`` (two sandboxes at once, one gradebook); B also grades copies of A's ex3 reference,
+   blank and buggy answers, to compare a parallel with a serial run; then ``generate_feedback
+   "*"`` and ``export`` (nbgrader's CSV and the LMS plugin's) in both courses, and autograde in A
+   once without bwrap and once with a nonsense limit (both must stop and change nothing).
 
 The tests then read scores from the gradebooks, the CSV exports and the feedback files.
 """
 
 import csv
 import hashlib
+import html
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import exercise_kit as kit
 import pytest
+import sandbox_attacks as attacks
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +51,83 @@ INVERT_ASSIGNMENT = "ex1_latent_models"  # `nbgrader validate --invert` on its b
 UNREADABLE_ASSIGNMENT = "ex6_iwae"  # course B gets the first half of its release file as a submission
 RENAMED_ASSIGNMENT = "ex5_posterior_collapse"  # course B gets its reference answers as RENAMED_FILE
 RENAMED_FILE = f"{RENAMED_ASSIGNMENT} (1).ipynb"
+# attacks on the grading machine (sandbox_attacks.py), by course; the vandals are graded first
+ATTACKS_A = ["reader", "copier", "writer", "vandal", "printer"]  # graded one at a time
+ATTACKS_B = [
+    "api-writer",
+    "wrecker",
+    "encoder",
+    "tcp",
+    "udp-lan",
+    "memory-hog",
+    "process-hog",
+    "disk-hog",
+    "output-hog",
+]
+FIRST = {"vandal": "a-vandal", "wrecker": "a-wrecker"}  # sorted before "alice"
+PARALLEL_TWINS = {"par-ref": "alice", "par-blank": "blank", "par-wrong": "bob"}  # B's ex3 -> A's
+NOT_FOLDERS = ["notafolder", "carol/ex4_reparameterization"]  # files where B expects folders
+
+
+def attacker(name):
+    return FIRST.get(name, f"attack-{name}")
+
+
+class Listener:
+    """TCP and UDP listeners on every address of the host: what a sandboxed kernel must never reach."""
+
+    def __init__(self):
+        self.received = []
+        self.tcp = socket.socket()
+        self.tcp.bind(("0.0.0.0", 0))
+        self.tcp.listen(16)
+        self.tcp.settimeout(0.5)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("0.0.0.0", 0))
+        self.udp.settimeout(0.5)
+        self.ports = self.tcp.getsockname()[1], self.udp.getsockname()[1]
+        self._stop = False
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._accept, self._datagrams)]
+        for t in self.threads:
+            t.start()
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            try:
+                self.received.append(("tcp", conn.recv(1 << 20)))
+            except OSError:
+                self.received.append(("tcp", b"<connected>"))
+            conn.close()
+
+    def _datagrams(self):
+        while not self._stop:
+            try:
+                self.received.append(("udp", self.udp.recv(1 << 16)))
+            except OSError:
+                continue
+
+    def close(self):
+        self._stop = True
+        for t in self.threads:
+            t.join(5)
+        self.tcp.close()
+        self.udp.close()
+
+
+def host_address():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.254.254.254", 1))  # sends nothing: picks the interface a packet would leave by
+        return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        s.close()
 
 
 def _cli(*args, cwd, log):
@@ -79,6 +166,8 @@ def _digest(path):
 def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("course")
     times = {}
+    listener = Listener()
+    address = host_address()
     a_root, b_root = tmp / "A", tmp / "B"
     ag_a = kit.make_course(a_root)
 
@@ -108,7 +197,22 @@ def graded(tmp_path_factory):
         subs_b[(f"cheat-{name}", kit.CHEAT_ASSIGNMENT)] = kit.CHEATS[name](
             kit.release_nb(kit.CHEAT_ASSIGNMENT, release_root)
         )
+
+    def attack(name, root):
+        ctx = dict(root=str(root), me=attacker(name), tcp=listener.ports[0], udp=listener.ports[1], host=address)
+        return attacks.ATTACKS[name](kit.release_nb(kit.CHEAT_ASSIGNMENT, release_root), ctx)
+
+    for name in ATTACKS_B:
+        subs_b[(attacker(name), kit.CHEAT_ASSIGNMENT)] = attack(name, b_root)
+    twins = {"par-ref": None, "par-blank": "blank", "par-wrong": kit.WRONG[EXCHANGE_ASSIGNMENT]}
+    for student, answers in twins.items():
+        nb = kit.release_nb(EXCHANGE_ASSIGNMENT, release_root) if answers == "blank" else None
+        nb = nb or kit.solved(EXCHANGE_ASSIGNMENT, answers, release_root=release_root)
+        subs_b[(student, EXCHANGE_ASSIGNMENT)] = nb
     digests = {("B",) + key: _digest(_submit(ag_b, *key, nb)) for key, nb in subs_b.items()}
+    for entry in NOT_FOLDERS:
+        (ag_b / "submitted" / entry).parent.mkdir(parents=True, exist_ok=True)
+        (ag_b / "submitted" / entry).write_text("a file where a folder belongs")
     cut = ag_b / "submitted" / "unreadable" / UNREADABLE_ASSIGNMENT / f"{UNREADABLE_ASSIGNMENT}.ipynb"
     cut.parent.mkdir(parents=True)
     text = (release_root / UNREADABLE_ASSIGNMENT / f"{UNREADABLE_ASSIGNMENT}.ipynb").read_text()
@@ -120,7 +224,13 @@ def graded(tmp_path_factory):
     )
     digests[("B", "renamed", RENAMED_ASSIGNMENT)] = _digest(renamed)
     t_grade = time.perf_counter()
-    grade_b = _cli("autograde", "*", f"--Execute.timeout={TIMEOUT}", cwd=ag_b, log=tmp / "autograde_B.log")
+    grade_b = subprocess.Popen(  # parallel: two sandboxes at once, one gradebook
+        [sys.executable, "grade.py", "*", "--jobs", "2", "--", f"--Execute.timeout={TIMEOUT}"],
+        cwd=ag_b,
+        stdout=open(tmp / "autograde_B.log", "w"),
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
 
     # 3. the exchange round trip in course A (in-process nbgrader: same code, no start-up cost)
     with kit.timer(times, "exchange: release, 2 x fetch, 2 x submit, collect"):
@@ -156,6 +266,8 @@ def graded(tmp_path_factory):
         subs_a[(f"cheat-{name}", kit.CHEAT_ASSIGNMENT)] = kit.CHEATS[name](
             kit.release_nb(kit.CHEAT_ASSIGNMENT, release_root)
         )
+    for name in ATTACKS_A:
+        subs_a[(attacker(name), kit.CHEAT_ASSIGNMENT)] = attack(name, a_root)
     subs_a[("tests-deleted", kit.CHEAT_ASSIGNMENT)] = kit.solved_tests_deleted(release_root)
     subs_a[("metadata-tampered", kit.CHEAT_ASSIGNMENT)] = kit.solved_metadata_tampered(release_root)
     digests.update({("A",) + key: _digest(_submit(ag_a, *key, nb)) for key, nb in subs_a.items()})
@@ -181,7 +293,11 @@ def graded(tmp_path_factory):
         )
         validate[name] = (proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0)
 
-    _wait(grade_b, tmp / "autograde_B.log", "autograde in course B")
+    code_b = grade_b.wait(timeout=600)
+    log_b = (tmp / "autograde_B.log").read_text()
+    # exit 1: every submission graded, but the entries that are not folders are reported
+    n_b = len(subs_b) + 2  # + the unreadable and the renamed one
+    assert code_b == 1 and f"graded {n_b} of {n_b} submissions" in log_b, log_b[-3000:]
     times["autograde, course B done after"] = time.perf_counter() - t_grade
     _wait(grade_a, tmp / "autograde_A.log", "autograde in course A")
     times["autograde, both courses in parallel"] = time.perf_counter() - t_grade
@@ -197,6 +313,22 @@ def graded(tmp_path_factory):
             _wait(proc, tmp / f"feedback_{k}.log", f"generate_feedback in course {k}")
     for ag in (ag_a, ag_b):
         _ok(kit.nbgrader("export", f"--to={ag / 'grades.csv'}", cwd=ag), "export")
+    lms = ["export", "--exporter=vaecourse_export.LMSExportPlugin"]
+    _ok(kit.nbgrader(*lms, f"--to={ag_a / 'canvas.csv'}", cwd=ag_a), "export (Canvas)")
+    _ok(kit.nbgrader(*lms, "--LMSExportPlugin.lms=moodle", f"--to={ag_a / 'moodle.csv'}", cwd=ag_a), "export (Moodle)")
+    listener.close()
+
+    # autograde that must stop before it touches anything: no bwrap, a nonsense limit
+    alice_graded = ag_a / "autograded" / "alice" / EXCHANGE_ASSIGNMENT / f"{EXCHANGE_ASSIGNMENT}.ipynb"
+    before = (_digest(alice_graded), _digest(ag_a / "gradebook.db"))
+    refused = {
+        name: kit.nbgrader("autograde", EXCHANGE_ASSIGNMENT, "--force", option, cwd=ag_a)
+        for name, option in (
+            ("no bwrap", "--Sandbox.bwrap=/nonexistent/bwrap"),
+            ("nonsense", "--Sandbox.memory_limit=lots"),
+        )
+    }
+    refused_changed = before != (_digest(alice_graded), _digest(ag_a / "gradebook.db"))
 
     scores = {}
     from nbgrader.api import Gradebook
@@ -219,7 +351,21 @@ def graded(tmp_path_factory):
     report += ["scores (autograded part; manual answers are graded by hand):"]
     report += [f"  {s:24s} {a:24s} {v['score']:4.1f} / {v['max']:4.1f}" for (s, a), v in sorted(scores.items())]
     print("\n".join(report))
+    grades = {}  # (course, student) -> ex3's {cell: (score, needs_manual_grade)}, {cell: auto_comment}
+    for course, ag in (("A", ag_a), ("B", ag_b)):
+        with Gradebook(f"sqlite:///{ag / 'gradebook.db'}") as gb:
+            for sub in gb.find_assignment(EXCHANGE_ASSIGNMENT).submissions:
+                cells = {
+                    g.name: (g.score, g.manual_score, g.needs_manual_grade) for n in sub.notebooks for g in n.grades
+                }
+                comments = {c.name: c.auto_comment for n in sub.notebooks for c in n.comments}
+                grades[(course, sub.student.id)] = (cells, comments)
     return dict(
+        grades=grades,
+        received=listener.received,
+        log_b=log_b,
+        refused=refused,
+        refused_changed=refused_changed,
         courses={"A": ag_a, "B": ag_b},
         release_root=release_root,
         scores=scores,
@@ -339,14 +485,143 @@ def test_nothing_is_lost(graded):
         assert float(row["raw_score"]) == graded["scores"][(student, a)]["score"]
 
 
+def _hidden_lines(assignment):
+    """The lines of the assignment's hidden tests that appear nowhere in its visible cells."""
+    hidden, visible = set(), set()
+    for c in kit.source_nb(assignment).cells:
+        inside = False
+        for line in c.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif not kit.is_answer(c):
+                (hidden if inside else visible).add(line.strip())
+    return {line for line in hidden - visible if len(line) >= 20}
+
+
 def test_feedback_hides_hidden_tests(graded):
+    """No feedback page shows a hidden test, not even the printer's and encoder's, which read them
+    from IPython's history (as their autograded notebooks, for the instructor, show) and printed them."""
+    lines = _hidden_lines(kit.CHEAT_ASSIGNMENT)
+    assert len(lines) > 50
     for ag in graded["courses"].values():
         pages = list((ag / "feedback").rglob("*.html"))
         assert pages
         for page in pages:
-            html = page.read_text()
-            for secret in ("HIDDEN TESTS", "_reaches(", "def _err", "_call_without_library", "_TB ="):
-                assert secret not in html, f"{page} shows hidden test code ({secret!r})"
+            text = page.read_text()
+            for secret in ("HIDDEN TESTS", "_reaches(", "def _err", "_call_without_library", "_TB =", "LEAK:"):
+                assert secret not in text, f"{page} shows hidden test code ({secret!r})"
+            flat = " ".join(html.unescape(text).split())
+            shown = [line for line in lines if " ".join(line.split()) in flat]
+            assert not shown, f"{page} shows hidden test lines: {shown[:3]}"
+    for name, course in (("printer", "A"), ("encoder", "B")):
+        out = _autograded_text(graded, course, attacker(name))
+        read = int(out.split(f"ATTACK-RAN {name}: ")[1].split(" ")[0])
+        assert read > 10000, f"the {name} read no hidden tests, so the check above proves little"
+
+
+def _autograded_text(graded, course, student, assignment=kit.CHEAT_ASSIGNMENT):
+    nb = kit.read(graded["courses"][course] / "autograded" / student / assignment / f"{assignment}.ipynb")
+    parts = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            parts += [o.get("text", ""), f"{o.get('ename', '')}: {o.get('evalue', '')}"]
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- the sandbox
+
+
+@pytest.mark.parametrize("name", ATTACKS_A + ATTACKS_B)
+def test_every_attack_ran_inside_the_sandbox(graded, name):
+    course = "A" if name in ATTACKS_A else "B"
+    assert f"ATTACK-RAN {name}" in _autograded_text(graded, course, attacker(name))
+
+
+@pytest.mark.parametrize("name", ["reader", "copier", "writer", "api-writer", "vandal", "wrecker"])
+def test_an_attack_on_solutions_classmates_or_gradebook_scores_no_more_than_the_blank_release(graded, name):
+    course = "A" if name in ATTACKS_A else "B"
+    s = graded["scores"][(attacker(name), kit.CHEAT_ASSIGNMENT)]
+    assert s["score"] <= graded["scores"][("blank", kit.CHEAT_ASSIGNMENT)]["score"] == 0, s["cells"]
+    cells, _ = graded["grades"][(course, attacker(name))]
+    assert all(manual is None for _, manual, _ in cells.values()), cells
+    found = _autograded_text(graded, course, attacker(name)).split(f"ATTACK-RAN {name}:")[1].split("\n")[0]
+    assert found.strip() in ("[]", "0 files"), f"the {name} found {found} inside the sandbox"
+
+
+def test_the_vandals_left_every_other_submission_and_the_gradebook_as_they_were(graded):
+    """The vandal (course A) and the wrecker (B) were graded first; every file is still there
+    (test_nothing_is_lost checks every submission's digest) and the others' scores are as expected."""
+    for ag in graded["courses"].values():
+        assert (ag / "gradebook.db").stat().st_size > 100_000
+    assert graded["scores"][("alice", EXCHANGE_ASSIGNMENT)]["score"] == _auto_max(EXCHANGE_ASSIGNMENT)
+    assert graded["scores"][("par-ref", EXCHANGE_ASSIGNMENT)]["score"] == _auto_max(EXCHANGE_ASSIGNMENT)
+
+
+def test_nothing_reaches_the_hosts_network(graded):
+    """The tcp attack (127.0.0.1) and the udp-lan one (UDP on 127.0.0.1, TCP to the host's own
+    address) ran and sent what they could: the listeners on the host received nothing."""
+    assert graded["received"] == []
+    assert "tcp failed" in _autograded_text(graded, "B", attacker("tcp"))
+    out = _autograded_text(graded, "B", attacker("udp-lan"))
+    assert "lan failed" in out
+
+
+@pytest.mark.parametrize("name", sorted(attacks.HOGS))
+def test_a_hog_hits_its_limit_and_the_rest_is_graded(graded, name):
+    course = "A" if name in ATTACKS_A else "B"
+    out = _autograded_text(graded, course, attacker(name))
+    assert f"LimitReached: {attacks.HOGS[name]}" in out, out[-2000:]
+    # the hog's cell defined a correct gaussian_kl before it hit the limit: its tests are graded
+    s = graded["scores"][(attacker(name), kit.CHEAT_ASSIGNMENT)]
+    assert s["cells"]["test_kl_worked_example"][0] == 1, s["cells"]
+
+
+def test_a_parallel_run_gives_the_scores_of_a_serial_one(graded):
+    """Course B (grade.py --jobs 2) and course A (plain nbgrader autograde, one at a time) graded
+    the same three ex3 notebooks: every grade, flag and automatic comment is the same."""
+    for b_student, a_student in PARALLEL_TWINS.items():
+        assert graded["grades"][("B", b_student)] == graded["grades"][("A", a_student)], b_student
+    assert {graded["scores"][(s, EXCHANGE_ASSIGNMENT)]["score"] for s in ("par-blank",)} == {0}
+
+
+def test_grade_names_the_submissions_that_are_not_folders_and_keeps_them(graded):
+    ag = graded["courses"]["B"]
+    for entry in NOT_FOLDERS:
+        path = ag / "submitted" / entry
+        assert f"error: {path} is not a folder" in graded["log_b"], graded["log_b"][-2000:]
+        assert path.read_text() == "a file where a folder belongs"
+
+
+@pytest.mark.parametrize(
+    "name, says", [("no bwrap", "apt-get install bubblewrap"), ("nonsense", "Sandbox.memory_limit")]
+)
+def test_autograde_without_a_working_sandbox_stops_and_changes_nothing(graded, name, says):
+    code, log = graded["refused"][name]
+    assert code != 0 and says in log, log[-2000:]
+    assert "i_understand_submissions_run_unsandboxed" in log or name == "nonsense"
+    assert not graded["refused_changed"], "autograde changed a file before it stopped"
+
+
+def test_lms_exports(graded):
+    ag = graded["courses"]["A"]
+    with open(ag / "canvas.csv", newline="") as f:
+        canvas = list(csv.reader(f))
+    with open(ag / "moodle.csv", newline="") as f:
+        moodle = list(csv.reader(f))
+    assert canvas[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert canvas[1][0] == "Points Possible" and moodle[0][:4] == [
+        "Username",
+        "Email address",
+        "First name",
+        "Last name",
+    ]
+    col = canvas[0].index(EXCHANGE_ASSIGNMENT)
+    alice = next(r for r in canvas if r[3] == "alice")
+    assert float(alice[col]) == graded["scores"][("alice", EXCHANGE_ASSIGNMENT)]["score"]
+    students = {r["student_id"] for r in graded["rows"] if r["course"] == "A"}
+    assert {r[3] for r in canvas[2:]} == students == {r[0] for r in moodle[1:]}
 
 
 def test_feedback_explains_crashes_and_timeouts(graded):

@@ -20,6 +20,7 @@ from traitlets.config.loader import PyFileConfigLoader
 AUTOGRADER = Path(__file__).resolve().parents[1] / "autograder"
 sys.path.insert(0, str(AUTOGRADER))
 from vaecourse_grader import ResilientExecute  # noqa: E402
+from vaecourse_sandbox import SandboxedKernelManager  # noqa: E402
 from vaecourse_submissions import GRADED_AS, RenamedNotebooks, SubmissionExporter, match_notebooks  # noqa: E402
 
 
@@ -60,8 +61,8 @@ def test_a_kernel_that_never_starts_is_reported():
     assert _FlakyKernelManager.starts == 2
 
 
-class _RecordingKernelManager(AsyncKernelManager):
-    """A kernel manager that records how each kernel was shut down."""
+class _RecordingKernelManager(SandboxedKernelManager):
+    """The course's (sandboxed) kernel manager, recording how each kernel was shut down."""
 
     shutdowns = []
 
@@ -70,12 +71,14 @@ class _RecordingKernelManager(AsyncKernelManager):
         return await super().shutdown_kernel(now=now, restart=restart)
 
 
-def test_the_course_config_kills_each_graded_kernel_at_once():
+def test_the_course_config_kills_each_graded_kernel_at_once(tmp_path):
     """A graceful shutdown waits ~1.3 s for torch to tear itself down in every graded kernel."""
     config = PyFileConfigLoader("nbgrader_config.py", path=str(AUTOGRADER)).load_config()
+    assert config.Execute.kernel_manager_class is SandboxedKernelManager  # (the preprocessor re-reads config)
+    config.Execute.kernel_manager_class = _RecordingKernelManager
     _RecordingKernelManager.shutdowns = []
-    ex = ResilientExecute(config=config, kernel_manager_class=_RecordingKernelManager)
-    nb, _ = ex.preprocess(_notebook(), {"metadata": {"path": "."}})
+    ex = ResilientExecute(config=config)
+    nb, _ = ex.preprocess(_notebook(), {"metadata": {"path": str(tmp_path)}})
     assert nb.cells[0].outputs[0]["text"] == "42\n"
     assert _RecordingKernelManager.shutdowns and all(_RecordingKernelManager.shutdowns)
 

@@ -338,3 +338,11 @@ def test_lms_csv_layouts(tmp_path):
         ["bo", "", "", "", "0", "0"],
         ["ada", "ada@example.org", "Ada", "Lovelace", "3", "0"],
     ]
+
+
+def test_a_submission_folder_over_the_disk_limit_is_not_copied_and_the_notebook_still_runs(tmp_path):
+    folder = tmp_path / "ex1"
+    folder.mkdir()
+    (folder / "huge.bin").write_bytes(b"x" * (12 * 1024**2))
+    out = _kernel_run(["import os\nprint(os.listdir('.'))"], Config({"Sandbox": {"disk_limit": "8MiB"}}), folder=folder)
+    assert out == [["[]\n"]]
