@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install book test test-fast exercises bench clean
+.PHONY: install book test test-fast exercises grade bench clean
 
 install: $(STAMP)
 
@@ -88,6 +88,13 @@ test-fast: $(STAMP)
 # Regenerate the student notebooks in book/exercises/ from solutions/ (nbgrader generate_assignment).
 exercises: $(STAMP)
 	cd autograder && PATH="$(CURDIR)/$(BIN):$$PATH" ../$(BIN)/python release.py
+
+# Grade every collected submission of ASSIGNMENT ("*": every assignment), JOBS sandboxed kernels at
+# once, into the one gradebook (autograder/grade.py; INSTRUCTORS.md).
+ASSIGNMENT ?= *
+JOBS ?= 2
+grade: $(STAMP)
+	cd autograder && PATH="$(CURDIR)/$(BIN):$$PATH" ../$(BIN)/python grade.py "$(ASSIGNMENT)" --jobs $(JOBS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench
