@@ -693,3 +693,250 @@ def test_screenshots(page, driver, server):
     finally:
         driver.set_window_size(1280, 900)
     assert all(p.is_file() and p.stat().st_size > 1000 for p in written)
+
+
+# ---------------------------------------------------------------------------------------------- live figures
+# The book's live figures (vaecourse/live.py + book/_static/live/live.js) on a page of their own: a latent
+# explorer for a random vc.VAE(784, 2, hidden=(400,)) (its decoder weights scaled by 3, for an image with
+# contrast) loading its JSON file, and a results slider with its data embedded. The page sits one folder
+# below _static/, as chapter pages do, so data-src must resolve against the script, not the page.
+# The test moves each control and compares the canvas with vaecourse.live.pixels for the z the page shows.
+LIVE_DIR = ROOT / "book" / "_static" / "live"
+
+LIVE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>live figures</title>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="../_static/live/live.css">
+<script defer src="../_static/live/live.js"></script></head>
+<body><main><h1>Live figures</h1>
+<section id="latent">{latent}</section>
+<section id="results">{results}</section>
+</main></body></html>
+"""
+
+READ_CANVASES_JS = """
+return Array.from(document.querySelectorAll(arguments[0])).map(c => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, out = [];
+  for (let i = 0; i < d.length; i += 4) out.push(255 - d[i]);  // ink level, as vaecourse.live.pixels
+  return out;
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def live_site(tmp_path_factory):
+    """(base URL, decoder spec, results spec) of a local site holding the two live figures."""
+    import torch
+
+    import vaecourse as vc
+    from vaecourse import live
+
+    site = tmp_path_factory.mktemp("live-site")
+    shutil.copytree(LIVE_DIR, site / "_static" / "live")
+    vc.set_seed(0)
+    model = vc.VAE(784, 2, hidden=(400,))
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.mul_(3)
+    latent = live.latent_explorer(model, "latent", out_dir=site / "_static" / "live" / "data", step=0.1)
+    gen = torch.Generator().manual_seed(1)
+    settings = {
+        beta: {
+            "images": torch.rand(6, 784, generator=gen) ** (1 + i),
+            "kl_per_dim": (torch.rand(8, generator=gen) * 4 / (1 + i)).sort(descending=True).values,
+            "active_units": 8 - 3 * i,
+            "stats": {"KL (nats)": 20.0 / (1 + i), "ELBO (nats)": -100.0 - i},
+        }
+        for i, beta in enumerate((0.5, 1.0, 4.0))
+    }
+    results = live.results_explorer(settings, "results", label="beta", inline=True, threshold=0.01)
+    (site / "book").mkdir()
+    (site / "book" / "live.html").write_text(LIVE_PAGE.format(latent=latent.html, results=results.html))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    spec = live.load(latent.path)
+    result_spec = live.results_spec(settings, label="beta", threshold=0.01)
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/book/live.html", spec, result_spec
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _open_live(driver, url):
+    driver.set_window_size(1280, 900)
+    _load(driver, url)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        states = driver.execute_script(
+            "return Array.from(document.querySelectorAll('div.vc-live')).map(e => e.getAttribute('data-ready'))"
+        )
+        if states and all(s in ("true", "error") for s in states):
+            break
+        time.sleep(0.05)
+    text = driver.execute_script("return document.body.innerText")
+    assert states == ["true", "true"], f"live figures did not start: {states}\n{text[:2000]}"
+    return driver.get_log("browser")
+
+
+def _shot(driver, name, selector):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.execute_script("document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", selector)
+    path = SHOTS / f"{name}.png"
+    driver.find_element("css selector", selector).screenshot(str(path))
+    assert path.stat().st_size > 1000
+    return path
+
+
+def _latent_state(driver):
+    return driver.execute_script(
+        "const v = document.querySelector('#latent .vc-live').vcLive;"
+        "return {z: v.z, desc: v.desc.textContent, label: v.canvas.getAttribute('aria-label'),"
+        "        sliders: Array.from(document.querySelectorAll('#latent input[type=range]')).map(i => i.value)};"
+    )
+
+
+def _assert_draws(driver, spec, what):
+    import numpy as np
+
+    from vaecourse import live
+
+    state = _latent_state(driver)
+    drawn = np.array(driver.execute_script(READ_CANVASES_JS, "#latent canvas.vc-live-digit")[0]).reshape(28, 28)
+    want = live.pixels(spec, state["z"]).astype(int)
+    worst = int(np.abs(drawn - want).max())
+    assert worst <= 1, f"{what}: the page draws z = {state['z']} up to {worst} grey levels off the decoder"
+    return drawn, state
+
+
+def test_live_latent_explorer_draws_the_decoder(driver, live_site):
+    """Slider (value + 'input' event), slider keys, pad keys and a pad drag each redraw the model's digit."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    url, spec, _ = live_site
+    console = _open_live(driver, url)
+    severe = [e["message"] for e in console if e.get("level") == "SEVERE"]
+    assert not severe, f"console errors on the live-figure page: {severe}"
+    before, state = _assert_draws(driver, spec, "at load")
+    assert state["z"] == [0, 0] and "z1 = 0.00, z2 = 0.00" in state["desc"] and state["label"] == state["desc"]
+    _shot(driver, "live-latent-before", "#latent .vc-live")
+
+    # 1. a slider set by script, with the 'input' event a user's move fires
+    driver.execute_script(
+        "const s = document.querySelectorAll('#latent input[type=range]')[0];"
+        "s.value = '1.5'; s.dispatchEvent(new Event('input', {bubbles: true}));"
+    )
+    moved, state = _assert_draws(driver, spec, "after setting z1")
+    assert state["z"] == [1.5, 0] and "z1 = 1.50" in state["desc"]
+    assert (moved != before).sum() > 20, "moving z1 to 1.5 barely changed the drawn image"
+
+    # 2. the second slider, by keyboard: five steps right
+    slider = driver.find_elements("css selector", "#latent input[type=range]")[1]
+    slider.click()  # focus (a click on the thumb at the middle: z2 stays 0)
+    driver.execute_script("arguments[0].value = '0'; arguments[0].dispatchEvent(new Event('input'))", slider)
+    slider.send_keys(*[Keys.ARROW_RIGHT] * 5)
+    keyed, state = _assert_draws(driver, spec, "after ArrowRight x5 on z2")
+    assert state["z"][0] == 1.5 and abs(state["z"][1] - 0.5) < 1e-9, state["z"]
+    assert (keyed != moved).any()
+
+    # 3. the pad, by keyboard: up twice, left once (steps of 0.1); its sliders follow
+    pad = driver.find_element("css selector", "#latent .vc-live-pad")
+    assert pad.get_attribute("tabindex") == "0" and "arrow keys" in pad.get_attribute("aria-label")
+    driver.execute_script("arguments[0].focus()", pad)
+    ActionChains(driver).send_keys(Keys.ARROW_UP, Keys.ARROW_UP, Keys.ARROW_LEFT).perform()
+    _, state = _assert_draws(driver, spec, "after pad keys")
+    assert abs(state["z"][0] - 1.4) < 1e-9 and abs(state["z"][1] - 0.7) < 1e-9, state["z"]
+    assert [float(v) for v in state["sliders"]] == pytest.approx(state["z"])
+    assert "z1 = 1.40, z2 = 0.70" in pad.get_attribute("aria-valuetext")
+
+    # 4. the pad, by pointer: drag the point to the lower left quarter
+    size = pad.size
+    ActionChains(driver).move_to_element_with_offset(pad, 0, 0).click_and_hold().move_by_offset(
+        -size["width"] // 4, size["height"] // 4
+    ).release().perform()
+    dragged, state = _assert_draws(driver, spec, "after a drag on the pad")
+    assert state["z"][0] == pytest.approx(-1.5, abs=0.11) and state["z"][1] == pytest.approx(-1.5, abs=0.11)
+    assert (dragged != keyed).sum() > 20
+    _shot(driver, "live-latent-after", "#latent .vc-live")
+    severe = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not severe, f"console errors while moving the controls: {severe}"
+
+
+def test_live_results_slider_shows_each_setting(driver, live_site):
+    import numpy as np
+
+    from vaecourse import live
+
+    url, _, spec = live_site
+    _open_live(driver, url)
+
+    def shown():
+        return driver.execute_script(
+            "const v = document.querySelector('#results .vc-live').vcLive;"
+            "return {index: v.index, desc: v.desc.textContent, output: v.output.textContent,"
+            "  bars: v.bars.map(b => parseFloat(b.getAttribute('height'))), h: v.h, max: v.klMax,"
+            "  valuetext: v.input.getAttribute('aria-valuetext'), gridLabel: v.grid.getAttribute('aria-label')};"
+        )
+
+    def check(index):
+        s = shown()
+        assert s["index"] == index
+        setting = spec["settings"][index]
+        drawn = np.array(driver.execute_script(READ_CANVASES_JS, "#results canvas.vc-live-thumb"))
+        want = live.result_levels(spec, index).reshape(len(drawn), -1).astype(int)
+        assert np.abs(drawn - want).max() == 0, f"setting {index}: thumbnails differ from the exported images"
+        heights = np.array(s["bars"]) / s["h"] * s["max"]
+        assert np.allclose(heights, setting["kl_per_dim"], atol=s["max"] / s["h"] * 0.01 + 1e-6)
+        assert s["output"] == setting["label"] == s["valuetext"]
+        assert f"{setting['active_units']} of 8 latent dimensions active" in s["desc"]
+        assert setting["label"] in s["gridLabel"]
+        return drawn
+
+    first = check(0)
+    _shot(driver, "live-results-before", "#results .vc-live")
+    driver.execute_script(
+        "const s = document.querySelector('#results input[type=range]');"
+        "s.value = '2'; s.dispatchEvent(new Event('input', {bubbles: true}));"
+    )
+    last = check(2)
+    assert (first != last).any()
+    from selenium.webdriver.common.keys import Keys
+
+    driver.find_element("css selector", "#results input[type=range]").send_keys(Keys.ARROW_LEFT)
+    check(1)
+    _shot(driver, "live-results-after", "#results .vc-live")
+    assert not [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def test_live_figure_runs_in_a_built_book_page(driver, tmp_path):
+    """The snippet as a notebook output, through myst-nb and Sphinx: live.js (from html_js_files) starts it."""
+    from test_live_figures import build_small_book
+
+    import vaecourse as vc
+    from vaecourse import live
+
+    vc.set_seed(0)
+    model = vc.VAE(64, 2, hidden=(16,))
+    fig = live.latent_explorer(model, "small", out_dir=tmp_path / "book" / "_static" / "live" / "data")
+    html_dir = build_small_book(tmp_path, "", [fig])
+    assert (html_dir / "_static" / "live" / "data" / "small.json").is_file()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(html_dir)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        _load(driver, f"http://127.0.0.1:{httpd.server_address[1]}/book/live.html")
+        deadline = time.time() + 20
+        while driver.execute_script("return document.querySelector('div.vc-live').getAttribute('data-ready')") is None:
+            assert time.time() < deadline, "the live figure did not start in the built page"
+            time.sleep(0.05)
+        assert (
+            driver.execute_script("return document.querySelector('div.vc-live').getAttribute('data-ready')") == "true"
+        )
+        z = driver.execute_script("return document.querySelector('div.vc-live').vcLive.z")
+        drawn = driver.execute_script(READ_CANVASES_JS, "canvas.vc-live-digit")[0]
+        import numpy as np
+
+        assert np.abs(np.array(drawn) - live.pixels(live.load(fig.path), z).reshape(-1)).max() <= 1
+        assert not driver.find_elements("css selector", ".vc-live-fallback")  # the "not running" note is gone
+        severe = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        assert not severe, f"console errors on the built page: {severe}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -147,10 +147,10 @@
       cols += levels[i] * (i % shape[1]);
     }
     if (total === 0) return "a blank image";
-    var where = function (c, n, lo, hi) { return c < n / 3 ? lo : c > 2 * n / 3 ? hi : "centre"; };
-    var r = rows / total, c = cols / total;
-    return "ink covers " + Math.round((100 * total) / (255 * levels.length)) + "% of the image, centred " +
-      where(r, shape[0], "top", "bottom") + "-" + where(c, shape[1], "left", "right");
+    var third = function (c, n, lo, mid, hi) { return c < n / 3 ? lo : c > 2 * n / 3 ? hi : mid; };
+    var v = third(rows / total, shape[0], "top", "", "bottom"), h = third(cols / total, shape[1], "left", "", "right");
+    var where = v || h ? "towards the " + [v, h].filter(Boolean).join(" ") : "in the middle";
+    return "ink covers " + Math.round((100 * total) / (255 * levels.length)) + "% of the image, its centre " + where;
   }
 
   // ------------------------------------------------------------------------------------ latent explorer
