@@ -529,6 +529,14 @@ def _output(name, out_dir):
     return Path(out_dir) / f"{name}.json"
 
 
+def _shown(path):
+    """``path`` as the text alternative names it: relative to the current folder where it is under it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
 def _number(name, value, positive=True):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -579,7 +587,7 @@ def latent_explorer(model, name, *, dims=None, pad=(0, 1), extent=3.0, step=0.1,
         path = _output(name, out_dir)
         _write(spec, path)
         html_text = snippet("latent", src=src or f"data/{path.name}", options=options, label=label)
-    text = f"{label}. Live in the HTML book" + (f"; data in {path}" if path else "") + "."
+    text = f"{label}. Live in the HTML book" + (f"; data in {_shown(path)}" if path else "") + "."
     return LiveFigure(html_text, text, path)
 
 
@@ -606,4 +614,5 @@ def results_explorer(settings, name, *, label="value", inline=False, out_dir=Non
         path = _output(name, out_dir)
         _write(spec, path)
         html_text = snippet("results", src=src or f"data/{path.name}", label=text)
-    return LiveFigure(html_text, f"{text}. Live in the HTML book" + (f"; data in {path}" if path else "") + ".", path)
+    where = f"; data in {_shown(path)}" if path else ""
+    return LiveFigure(html_text, f"{text}. Live in the HTML book{where}.", path)
