@@ -56,6 +56,17 @@ def sqlite_path(db_url):
     return db_url[len("sqlite:///") :].split("?")[0]
 
 
+def _not_a_folder(path, layout, problems):
+    """Whether ``path`` is a file or a link instead of a folder; if so, say so in ``problems``."""
+    if os.path.islink(path) or not os.path.isdir(path):
+        problems.append(
+            f"{path} is not a folder: nbgrader expects submitted/{layout}/<notebook>.ipynb "
+            "(not graded; the file is left as it is)"
+        )
+        return True
+    return False
+
+
 def find_submissions(submitted, assignment, students=None):
     """``(students, problems)``: who handed in ``assignment`` in ``submitted/``, and one message for
     each entry that is not laid out as nbgrader expects (``submitted/<student>/<assignment>/``)."""
@@ -66,24 +77,15 @@ def find_submissions(submitted, assignment, students=None):
         if students and name not in students:
             continue
         folder = os.path.join(submitted, name)
-        if os.path.islink(folder) or not os.path.isdir(folder):
-            problems.append(
-                f"{folder} is not a folder: nbgrader expects submitted/<student>/<assignment>/<notebook>.ipynb "
-                "(not graded; the file is left as it is)"
-            )
-            skipped.add(name)
-            continue
         target = os.path.join(folder, assignment)
-        if not os.path.lexists(target):
-            continue
-        if os.path.islink(target) or not os.path.isdir(target):
-            problems.append(
-                f"{target} is not a folder: nbgrader expects submitted/{name}/{assignment}/<notebook>.ipynb "
-                "(not graded; the file is left as it is)"
-            )
+        if _not_a_folder(folder, "<student>/<assignment>", problems):
             skipped.add(name)
+        elif not os.path.lexists(target):
             continue
-        found.append(name)
+        elif _not_a_folder(target, f"{name}/{assignment}", problems):
+            skipped.add(name)
+        else:
+            found.append(name)
     for name in sorted(set(students or ()) - set(found) - skipped):
         problems.append(f"no submission of {assignment} by {name} in {submitted}")
     return found, problems
