@@ -5,8 +5,10 @@ Every page listed in ``_toc.yml`` is loaded once from ``_build/html`` (served on
     test_page_needs_no_network     nothing fetched from other hosts (MathJax is vendored: works offline)
     test_page_fits_laptop_width    no sideways page scroll at 1280 px (code wider than the column: a warning)
     test_links_and_images_resolve  internal links, ``#anchors`` and images exist; images load
-    test_figures_and_widgets_show  every figure stored in the notebook is shown; widget pages show a static
-                                   figure and the "Static view" note (vaecourse.widgets.STATIC_NOTE)
+    test_figures_and_widgets_show  every figure stored in the notebook is shown; live figures are drawn; a
+                                   page whose notebook has an ipywidgets explorer carries a live figure
+                                   (vaecourse.live) or a static view with the "Static view" note
+    test_figures_have_alt_text     every output image's alt text says what it shows (not its file path)
     test_equations_render          MathJax typeset every equation, with no TeX error (skips, saying so,
                                    where MathJax could not be loaded)
 Without a browser:
@@ -269,7 +271,11 @@ return {
   links: Array.from(document.querySelectorAll('a[href]')).map(a => ({href: a.href,
            text: (a.textContent || a.getAttribute('aria-label') || '').trim().slice(0, 60)})),
   images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth,
-           output: !!i.closest('.cell_output, .output'), article: article.contains(i)})),
+           output: !!i.closest('.cell_output, .output'), article: article.contains(i),
+           alt: i.getAttribute('alt')})),
+  liveFigures: Array.from(article.querySelectorAll('.vc-live')).map(e => ({
+           kind: e.getAttribute('data-vc-live'), canvases: e.querySelectorAll('canvas').length,
+           label: e.getAttribute('aria-label') || ''})),
   resources: Array.from(resources),
   mathjax: !!(window.MathJax && window.MathJax.startup && window.MathJax.version),
   math: mathNodes.length,
@@ -513,17 +519,57 @@ def test_figures_and_widgets_show(page, docname):
         f"{docname}: {facts['widget_views']} widget output(s) stored, {p['widgetViews']} on the page, "
         f"{p['widgetsUnrendered']} not rendered (is the widget state saved in the notebook?)"
     )
+    drawn = [f for f in p["liveFigures"] if f["canvases"] > 0]
+    assert len(drawn) == len(p["liveFigures"]), f"{docname}: live figures that live.js did not draw: {p['liveFigures']}"
     if facts["interactive"]:
-        assert "Static view" in p["text"], (
-            f"{docname}: the notebook has an interactive widget but the page lacks the 'Static view' note "
-            "(vaecourse.widgets.STATIC_NOTE) telling readers how to run it live"
+        # an ipywidgets view needs a kernel: the page must carry a live (in-page) figure in its place, or at
+        # least a static picture and the note that says how to run it
+        assert drawn or ("Static view" in p["text"] and shown), (
+            f"{docname}: the notebook has an interactive widget but the page has no live figure (vaecourse.live) "
+            "and no static view with the 'Static view' note (vaecourse.widgets.STATIC_NOTE)"
         )
-        assert shown, f"{docname}: the notebook has a widget but the page shows no static figure for it"
     raw = sorted({m.group(0) for out in p["outputs"] for m in RAW_REPR.finditer(out)})
     assert not raw, (
         f"{docname}: outputs show raw object reprs instead of the figure/widget: {raw} "
         "(end plotting cells with plt.show(); use static=True views in the book)"
     )
+
+
+IMAGE_PATH = re.compile(r"(^|[/\\])[\w.-]+\.(png|jpe?g|svg|gif|webp)$", re.I)
+
+
+def alt_problem(alt, src):
+    """Why an image's alt text does not describe it (None when it does)."""
+    text = (alt or "").strip()
+    if not text:
+        return "no alt text"
+    name = unquote(urlsplit(src).path).rsplit("/", 1)[-1]
+    if IMAGE_PATH.search(text) or text == name or re.fullmatch(r"[0-9a-f]{16,}(\.\w+)?", text):
+        return f"the alt text is a file name ({text!r})"
+    if len(text.split()) < 4:
+        return f"the alt text is too short to say what the figure shows ({text!r})"
+    return None
+
+
+def test_alt_problem_catches_paths():
+    assert alt_problem("../_images/3f2a9c0d1b2e4f5a6b7c8d9e0f1a2b3c.png", "http://h/_images/x.png")
+    assert alt_problem("", "http://h/x.png") and alt_problem("figure", "http://h/x.png")
+    assert alt_problem("_images/a_b.svg", "http://h/_images/a_b.svg")
+    assert alt_problem("Reconstructions of ten test digits, top row the inputs", "http://h/x.png") is None
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_figures_have_alt_text(page, docname):
+    """Every figure in a page's outputs has alt text that says what it shows, not its file path."""
+    p = page(docname)
+    bad = [f"{i['src'].rsplit('/', 1)[-1]}: {alt_problem(i['alt'], i['src'])}" for i in p["images"]
+           if i["output"] and alt_problem(i["alt"], i["src"])]  # fmt: skip
+    assert not bad, (
+        f"{docname}: figures without a text alternative (set the cell's metadata "
+        '{"mystnb": {"image": {"alt": "..."}}}):\n  ' + "\n  ".join(bad)
+    )
+    unlabeled = [f["kind"] for f in p["liveFigures"] if len(f["label"].split()) < 4]
+    assert not unlabeled, f"{docname}: live figures without an aria-label: {unlabeled}"
 
 
 @pytest.mark.parametrize("docname", PAGES)

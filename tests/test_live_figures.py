@@ -319,6 +319,33 @@ def test_install_cell_file_matches_the_configured_repository():
     compile(booklaunch.CELL_FILE.read_text(), "install_cell.py", "exec")
 
 
+def _chapters():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").is_file() and "/exercises/" not in f]
+
+
+@pytest.mark.parametrize("path", _chapters(), ids=lambda p: p.stem)
+def test_every_chapter_that_imports_vaecourse_opens_with_the_install_cell(path):
+    cells = json.loads(path.read_text())["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    if not any(re.search(r"^\s*(import|from) vaecourse", src, re.M) for src in code):
+        pytest.skip(f"{path.name} does not import vaecourse")
+    first = next(c for c in cells if c["cell_type"] == "code")
+    assert booklaunch.INSTALL_TAG in first["metadata"].get("tags", []), (
+        f"{path.name}: the first code cell is not the install cell (tag {booklaunch.INSTALL_TAG!r}): a reader "
+        "who opens the chapter in Colab would meet ModuleNotFoundError"
+    )
+    assert "remove-cell" in first["metadata"]["tags"] and "".join(first["source"]) == booklaunch.CELL_FILE.read_text()
+
+
+def test_live_is_imported_on_first_use():
+    code = "import sys, vaecourse as vc; assert 'vaecourse.live' not in sys.modules; vc.live.decode; print('ok')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    assert "live" in dir(vc) and vc.live is live
+
+
 def test_install_cell_follows_the_url(tmp_path):
     assert booklaunch.pip_source("") is None
     assert booklaunch.pip_source(EXAMPLE_URL + ".git", "dev") == f"git+{EXAMPLE_URL}@dev"

@@ -5,7 +5,8 @@
 One convention throughout: a diagonal Gaussian is ``(mu, logvar)``; per-example results have shape
 (B,) (or (K, B) with K samples) and reduction is left to the caller; sums run over the last dimension.
 Inputs are checked where they enter (``checks.py``), with errors that name the argument.
-Plotting and widget helpers import matplotlib/ipywidgets lazily, on first use.
+Plotting and widget helpers import matplotlib/ipywidgets lazily, on first use; so does ``vc.live``,
+the module that exports trained models for the book's in-page (JavaScript) figures.
 """
 
 from .data import Split, binarize, load_digits, load_mnist
@@ -76,6 +77,10 @@ __all__ = [
 
 
 def __getattr__(name):
+    if name == "live":
+        import importlib
+
+        return importlib.import_module(".live", __name__)
     if name in _LAZY:
         import importlib
 
@@ -86,4 +91,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | {"live"})
