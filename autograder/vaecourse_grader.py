@@ -441,7 +441,24 @@ class FeedbackSanitizer(ClearHiddenTests):
         plain = html.unescape(text)
         unescaped = plain.replace("\\n", "\n").replace("\\t", "\t").replace('\\"', '"').replace("\\'", "'")
         forms = [" ".join(form.split()) for form in (text, plain, unescaped)]
-        return any(secret in form for secret in self._secrets for form in forms)
+        if any(secret in form for secret in self._secrets for form in forms):
+            return True
+        squeezed = ["".join(form.split()) for form in forms]  # spaces inserted or removed
+        return any("".join(secret.split()) in form for secret in self._secrets for form in squeezed)
+
+    def _unshowable(self, message):
+        """Why a test cell's error message is not shown in feedback (None: it is shown).
+
+        The message is text the submission's kernel produced while the hidden tests ran, so it may
+        carry them in any encoding: only a short, plain, one-line message is shown.
+        """
+        if self._quotes_hidden(message):
+            return "it quotes a hidden test"
+        if "\n" in message.strip() or len(message) > MESSAGE_LIMIT:
+            return f"longer than one line of {MESSAGE_LIMIT} characters"
+        if ENCODED.search(message):
+            return "it holds a long encoded string"
+        return None
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
@@ -458,10 +475,12 @@ class FeedbackSanitizer(ClearHiddenTests):
                 for out in outputs:
                     if out.get("output_type") != "error":
                         continue
-                    message = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".rstrip(": ")
-                    if self._quotes_hidden(message):
-                        message = f"{out.get('ename', 'Error')}: (message not shown: it quotes a hidden test)"
-                        out["evalue"] = "(message not shown: it quotes a hidden test)"
+                    ename, evalue = _one_line(out.get("ename", "Error"), 60), str(out.get("evalue", ""))
+                    why = self._unshowable(evalue)
+                    if why:
+                        evalue = f"(message not shown: {why})"
+                    out["ename"], out["evalue"] = ename, evalue
+                    message = f"{ename}: {evalue}".rstrip(": ")
                     out["traceback"] = [message + "  (a test in this cell failed; details are hidden)"]
                     kept.append(out)
                 cell.outputs = kept
@@ -471,6 +490,15 @@ class FeedbackSanitizer(ClearHiddenTests):
         elif any(self._quotes_hidden(_output_text(out)) for out in outputs):
             cell.outputs = [_note(QUOTES_HIDDEN)]
         return cell, resources
+
+
+MESSAGE_LIMIT = 300  # characters of a failed test's message shown in feedback
+ENCODED = re.compile(r"[A-Za-z0-9+/=_-]{48,}")  # base64, hex or similar: not how a test's message reads
+
+
+def _one_line(text, limit):
+    text = " ".join(str(text).split())
+    return text[:limit] or "Error"
 
 
 AFTER_HIDDEN = "(Output not shown in feedback: this cell ran after hidden tests. Run your notebook to see it.)\n"

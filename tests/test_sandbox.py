@@ -4,6 +4,7 @@ failing cell names them, the refusal to run without bubblewrap, bad settings, th
 filter, the LMS export and grade.py's checks of the submitted/ folder. The graded round trip with
 the attack submissions is in test_autograder.py."""
 
+import base64
 import os
 import socket
 import sys
@@ -275,6 +276,28 @@ def test_feedback_carries_no_hidden_test_even_one_the_student_printed():
         ["AssertionError: hidden check  (a test in this cell failed; details are hidden)"]
     ]
     assert "ran after hidden tests" in nb.cells[3].outputs[0]["text"]
+
+
+@pytest.mark.parametrize(
+    "evalue, shown",
+    [
+        ("expected KL 3.125, got 2.5 (chapter 3, 'Common mistakes')", True),
+        (base64.b64encode(HIDDEN.encode()).decode(), False),  # the hidden test, encoded
+        (" ".join(HIDDEN), False),  # spaced out
+        (HIDDEN.encode().hex()[:60], False),
+        ("ok\n" + "line two", False),
+        ("x" * 20 + " " + "y " * 200, False),  # too long
+    ],
+)
+def test_a_failed_hidden_tests_message_is_shown_only_when_short_and_plain(evalue, shown):
+    """The message of a failed test cell was produced by the submission's kernel: it may encode the tests."""
+    test = _graded(f"assert f(2) == 4\n### BEGIN HIDDEN TESTS\n{HIDDEN}\n### END HIDDEN TESTS", "t1")
+    test.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue=evalue, traceback=["..."])]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [test]
+    nb, _ = FeedbackSanitizer().preprocess(nb, {})
+    (line,) = nb.cells[0].outputs[0]["traceback"]
+    assert (evalue in line) == shown and ("message not shown" in line) != shown, line
 
 
 def test_feedback_keeps_outputs_that_quote_nothing_hidden():
