@@ -7,8 +7,10 @@ for a test cell it
 
 * puts back the functions, classes and modules of ``builtins``, ``math``, ``types``, torch,
   ``torch.distributions``, vaecourse (...) that the notebook rebound (``builtins.type = ...``,
-  ``torch.allclose = ...``, ``vc.gaussian_kl = ...``), and the methods of ``torch.Tensor`` and of
-  vaecourse's classes;
+  ``torch.allclose = ...``, ``vc.gaussian_kl = ...``), the code, defaults and closures of those
+  functions (``f.__code__ = ...``), and the methods of ``torch.Tensor`` and of vaecourse's classes;
+* puts back the whole namespace of the tests' helper module ``vaecourse.grading`` (its constants
+  too, names a notebook added removed): every test cell uses it;
 * hides, for that cell only, notebook globals named like a builtin (``type``, ``abs``, ``all``, ...)
   and points ``torch``, ``math``, ``np``, ``vc`` at the real modules.
 
@@ -44,7 +46,10 @@ MODULES = (
     "torch.distributions.kl",
     "torch.distributions.normal",
     "vaecourse",
+    "vaecourse.grading",
 )
+# modules whose whole namespace is put back (constants too): the tests' helpers keep no state
+WHOLE = ("vaecourse.grading",)
 # notebook globals the tests rely on: a builtin's name is hidden, a module alias is set to the module
 SHADOWED = tuple(
     "type isinstance issubclass abs all any float int bool complex len getattr hasattr callable zip range "
@@ -104,6 +109,17 @@ def _kept(value):
     return callable(value) or isinstance(value, types.ModuleType)
 
 
+def _insides(f):
+    """What a function object carries that a notebook could change in place."""
+    cells = []
+    for cell in f.__closure__ or ():
+        try:
+            cells.append((cell, cell.cell_contents))
+        except ValueError:  # an empty cell
+            pass
+    return f.__code__, f.__defaults__, f.__kwdefaults__, tuple(cells)
+
+
 def install(test_hashes):
     """Snapshot what the tests rely on, then register the IPython hooks that restore it."""
     sha256, modules, shell = hashlib.sha256, sys.modules, get_ipython()
@@ -114,7 +130,11 @@ def install(test_hashes):
         except Exception:  # a course without numpy (say): nothing to guard there
             pass
     mods.update({n: m for n, m in list(modules.items()) if n.startswith("vaecourse.") and m is not None})
-    saved = {n: (m, {k: v for k, v in vars(m).items() if _kept(v)}) for n, m in mods.items()}
+    saved = {n: (m, {k: v for k, v in vars(m).items() if n in WHOLE or _kept(v)}) for n, m in mods.items()}
+    whole = [(m, set(saved[n][1])) for n, m in mods.items() if n in WHOLE]
+    # a function is put back whole: its code, defaults and closure, not only the name that holds it
+    functions = {id(v): v for _, entries in saved.values() for v in entries.values() if type(v) is types.FunctionType}
+    insides = [(f, _insides(f)) for f in functions.values()]
     classes = [mods["torch"].Tensor] if "torch" in mods else []
     for n, m in mods.items():
         if n.split(".")[0] == "vaecourse":
@@ -133,6 +153,19 @@ def install(test_hashes):
             for k, v in entries.items():
                 if current.get(k, _ABSENT) is not v:
                     current[k] = v
+        for module, names in whole:
+            for k in [k for k in vars(module) if k not in names]:
+                delattr(module, k)
+        for f, (code, defaults, kwdefaults, cells) in insides:
+            if f.__code__ is not code:
+                f.__code__ = code
+            if f.__defaults__ is not defaults:
+                f.__defaults__ = defaults
+            if f.__kwdefaults__ is not kwdefaults:
+                f.__kwdefaults__ = kwdefaults
+            for cell, value in cells:
+                if cell.cell_contents is not value:
+                    cell.cell_contents = value
         for cls, entries in saved_classes:
             for k in [k for k in vars(cls) if k not in entries]:
                 try:

@@ -305,3 +305,137 @@ def test_a_notebook_cannot_hide_a_failing_test(first, want):
     got = [[o["ename"] for o in c.outputs if o["output_type"] == "error"] for c in nb.cells[1:]]
     assert [e[-1] if e else None for e in got] == want, got
     assert [c.source for c in nb.cells[1:]] == [t1, t2]  # the probes left no trace
+
+
+def test_guard_puts_back_the_test_helpers_whole():
+    """vaecourse.grading as the guard restores it before a test cell: its functions' code and defaults,
+    its constants, and no name a notebook added."""
+    import builtins
+    import hashlib
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import vaecourse.grading as vg
+
+    shell = InteractiveShell.instance()
+    shell.reset()
+    test = "import vaecourse.grading as vg\nseen = vg.error(vg.torch.ones(1), vg.torch.zeros(1)), vg.BANNED_MODULES"
+    ns = {"__builtins__": dict(vars(builtins)), "__name__": "vaecourse_guard"}
+    exec(compile((AUTOGRADER / "vaecourse_guard.py").read_text(), "vaecourse_guard.py", "exec"), ns)
+    real = vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__
+    hooks = len(shell.events.callbacks["pre_run_cell"]), len(shell.events.callbacks["post_run_cell"])
+    try:
+        ns["install"]({hashlib.sha256(test.encode()).hexdigest()})
+        cheat = (
+            "import vaecourse.grading as vg\n"
+            "vg.error.__code__ = (lambda actual, expected, *, rel=True: 0.0).__code__\n"
+            "vg.BANNED_MODULES = ()\nvg.assert_close.__defaults__ = (1e9,)\nvg.planted = 1"
+        )
+        assert shell.run_cell(cheat, store_history=True).success
+        assert vg.error(vg.torch.ones(1), vg.torch.zeros(1)) == 0.0  # the notebook's own cells see the change
+        assert shell.run_cell(test, store_history=True).success
+        assert shell.user_ns["seen"] == (1.0, ("vaecourse", "torch.distributions"))  # the test cell: the real ones
+        assert (vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__) == real
+        assert not hasattr(vg, "planted")
+    finally:
+        vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__ = real
+        vars(vg).pop("planted", None)
+        shell.user_ns["__builtins__"] = builtins
+        for event, n in zip(("pre_run_cell", "post_run_cell"), hooks):
+            del shell.events.callbacks[event][n:]
+        shell.reset()
+
+
+# ----------------------------------------------------------------------------- vaecourse.grading
+
+
+def _kl(mu, logvar):
+    return 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(-1)
+
+
+def test_own_passes_own_work_and_fails_every_kind_of_delegation():
+    import functools
+    import sys
+
+    import torch
+
+    import vaecourse as vc
+    import vaecourse.grading as vg
+
+    mu, lv = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    vg.assert_close(vg.own(_kl)(mu, lv), vc.gaussian_kl(mu, lv), 1e-12, "own KL")
+    delegating = {  # the module is named, or reached at run time, or a model's estimator is used
+        "named": lambda mu, logvar: vc.gaussian_kl(mu, logvar),
+        "torch.distributions": lambda mu, logvar: torch.distributions.kl_divergence(mu, logvar),
+    }
+    for f in delegating.values():
+        with pytest.raises(AssertionError, match="must be your own code"):
+            vg.own(f, see=vg.see(3, "Deriving the formula"))
+    hidden = eval("lambda mu, logvar: sys.modules['vaecou' + 'rse'].gaussian_kl(mu, logvar)", {"sys": sys})
+    with pytest.raises(vg.Delegated, match="vaecourse.gaussian_kl is not available"):
+        vg.own(hidden)(mu, lv)
+    assert vc.gaussian_kl(mu, lv).shape == (3,)  # switched back on after the call
+    model = vc.LinearGaussianVAE(x_dim=3, z_dim=2, obs_var=0.5).double()
+    x = torch.randn(4, 3, dtype=torch.float64)
+    with pytest.raises(vg.Delegated, match="model.elbo"):
+        vg.own(lambda model, x: model.elbo(x))(model, x)
+    with pytest.raises(vg.Delegated, match="model.exact_elbo"):
+        vg.own(lambda model, x: model.double().exact_elbo(x))(model, x)  # a method returning the model
+    assert vg.own(lambda model, x: model.log_marginal(x), library=True, allow=("log_marginal",))(model, x).shape == (4,)
+    assert vg.own(lambda m, x: m.log_px_z(x, m.encode(x)[0]))(model, x).shape == (4,)
+    with pytest.raises(AssertionError, match="gaussian_kl uses checks .vaecourse.checks."):
+        vg.own(vc.gaussian_kl)  # the package's own function, handed in as the answer
+    with pytest.raises(AssertionError, match="a partial, not a function written in the notebook"):
+        vg.own(functools.partial(_kl))
+
+
+def test_own_puts_back_what_an_answer_rebinds_during_a_call():
+    import torch
+
+    import vaecourse.grading as vg
+
+    def rebinding(mu, logvar):
+        globals()["_kl"] = None  # the test cell's names
+        vars(__import__("sys").modules["vaecourse." + "grading"])["error"] = lambda *a, **k: 0.0
+        return mu.sum(-1)
+
+    real = _kl
+    vg.own(rebinding)(torch.ones(2), torch.zeros(2))
+    assert _kl is real and vg.error.__name__ == "error"
+
+    def tampering(mu, logvar):
+        torch.Tensor.__sub__ = lambda a, b: a
+        return mu.sum(-1)
+
+    sub = torch.Tensor.__sub__
+    try:
+        with pytest.raises(vg.Tampered, match="__sub__"):
+            vg.own(tampering)(torch.ones(2), torch.zeros(2))
+    finally:
+        torch.Tensor.__sub__ = sub
+
+
+def test_messages_say_what_was_expected_and_where_to_read():
+    import torch
+
+    import vaecourse.grading as vg
+
+    want = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    where = vg.see(3, "Common mistakes")
+    assert where == '(see Chapter 3, "Common mistakes": 03_gaussian_kl.ipynb#common-mistakes)'
+    cases = [
+        ([1.0, 2.0], "expected a torch.Tensor of shape (2,) (float64), got list"),
+        (torch.ones(3, dtype=torch.float64), "expected shape (2,), got (3,)"),
+        (want.float(), "expected dtype float64, got float32"),
+        (torch.tensor([1.0, float("nan")], dtype=torch.float64), "expected finite values [1, 2], got [1, nan]"),
+        (torch.tensor([1.0, 2.5], dtype=torch.float64), "expected 2 at flat index 1, got 2.5 (relative error 0.17"),
+    ]
+    for got, message in cases:
+        with pytest.raises(AssertionError) as err:
+            vg.assert_close(got, want, 1e-6, "the KL", see=where)
+        assert str(err.value).startswith("the KL: " + message) and str(err.value).endswith(where), err.value
+    vg.assert_close(want.clone(), want, 1e-12, "same")
+    assert vg.error(want, want) == 0.0 and vg.error(want.float(), want) == float("inf")
+    with pytest.raises(ValueError, match="chapter must be one of 1-6"):
+        vg.see(9, "Anything")
+    assert vg.randn(2, 3, seed=4).equal(vg.randn(2, 3, seed=4)) and vg.randn(2, seed=4).dtype == torch.float64

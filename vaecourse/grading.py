@@ -257,10 +257,18 @@ def _refuse(what):
     return refused
 
 
+def _on(model, name):
+    def method(self, *args, **kwargs):
+        return getattr(model, name)(*args, **kwargs)
+
+    return method
+
+
 def _restricted(model, allow):
     """A shallow copy of a package model whose estimators raise (those in ``allow`` excepted)."""
     cls = type(model)
     methods = {n: _refuse(f"model.{n}") for n in ESTIMATORS if n not in allow and hasattr(cls, n)}
+    methods.update({n: _on(model, n) for n in allow})  # an allowed estimator runs on the model itself
     clone = copy.copy(model)
     clone.__class__ = type(cls.__name__, (cls,), methods)
     return clone
