@@ -213,6 +213,23 @@ WRONG = {
             "    return torch.log(torch.exp(log_w).mean(0))  # underflows for very negative log-weights"
         ),
     },
+    "ex7_capstone": {
+        "train_vae": (
+            "def train_vae(model, x, epochs, lr=3e-3, batch_size=128, beta=1.0, free_bits=0.0):\n"
+            "    optimizer = torch.optim.Adam(model.parameters(), lr=lr)\n"
+            "    history = []\n"
+            "    for _ in range(epochs):\n"
+            "        total = 0.0\n"
+            "        for idx in torch.randperm(len(x)).split(batch_size):\n"
+            "            loss = -model.elbo(x[idx], beta, free_bits).mean()\n"
+            "            optimizer.zero_grad()\n"
+            "            loss.backward()\n"
+            "            optimizer.step()\n"
+            "            total += loss * len(idx)  # forgot .item(): history holds tensors\n"
+            "        history.append(total / len(x))\n"
+            "    return history"
+        ),
+    },
 }
 
 

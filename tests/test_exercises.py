@@ -20,6 +20,7 @@ EXPECTED = [
     "ex4_reparameterization",
     "ex5_posterior_collapse",
     "ex6_iwae",
+    "ex7_capstone",
 ]
 
 
