@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install book test test-fast exercises grade bench clean
+.PHONY: install book pdf test test-fast exercises grade bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,12 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 book: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html (serve it: $(BIN)/python -m http.server -d _build/html 8000)"
+
+# The book as one PDF (_build/latex/vaecourse.pdf), typeset by LaTeX: needs TeX Live (Debian:
+# apt-get install texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk).
+pdf: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --builder pdflatex
+	@echo "The PDF is at $(CURDIR)/_build/latex/vaecourse.pdf"
 
 # nbval options live here so that `make test`, CI and developers run the book checks the same way.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
