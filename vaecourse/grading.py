@@ -17,6 +17,7 @@ API (stable; the capstone's tests use it too):
         (type, shape, dtype or values) and what came back, then ``see``.
     expect(condition, message, see="")
         ``assert condition, message + see`` as a function (for checks written on one line).
+    is_tensor(x) -> bool: ``x`` is a real torch.Tensor (not a subclass, not a look-alike).
     seeded(seed) -> torch.Generator on the default device, seeded; ``randn(*shape, seed=, dtype=, scale=)``.
     own(f, *, library=False, allow=(), see="") -> a callable that calls f
         AssertionError unless ``f`` is a plain function written in the notebook that (with the notebook
@@ -55,6 +56,7 @@ sandbox keeps hidden tests and other students' files out of reach.
 
 import ast
 import copy
+import dis
 import math
 import types
 
@@ -68,6 +70,7 @@ __all__ = [
     "by_hand",
     "error",
     "expect",
+    "is_tensor",
     "own",
     "randn",
     "seeded",
@@ -186,6 +189,11 @@ def expect(condition, message, see=""):
         raise AssertionError(f"{message} {see}".rstrip())
 
 
+def is_tensor(x):
+    """``x`` is a real torch.Tensor (the class seen at import, whatever ``torch.Tensor`` is bound to now)."""
+    return type(x) is _Tensor
+
+
 def seeded(seed):
     """A torch.Generator on the default device (torch.set_default_device), seeded with ``seed``."""
     return torch.Generator(torch.empty(0).device).manual_seed(seed)
@@ -236,6 +244,29 @@ def _library_use(f, banned=BANNED_MODULES, words=BANNED_WORDS):
                 return f"{g.__name__} uses {label} ({mod})"
             if type(o) is _FunctionType and o.__module__ == "__main__":
                 todo.append(o)
+    return ""
+
+
+def _estimator_use(f, refused):
+    """A refused model estimator that f (or a notebook function it calls) reads as an attribute
+    (``model.elbo``, ``vc.VAE.iwae_bound``): its name, or ''."""
+    seen, todo = set(), [f]
+    while todo:
+        g = todo.pop()
+        if type(g) is not _FunctionType or id(g) in seen:
+            continue
+        seen.add(id(g))
+        codes = [g.__code__]
+        while codes:
+            co = codes.pop()
+            codes += [k for k in co.co_consts if type(k) is _CodeType]
+            for ins in dis.get_instructions(co):
+                if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval in refused:
+                    return ins.argval
+                if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                    o = g.__globals__.get(ins.argval)
+                    if type(o) is _FunctionType and o.__module__ == "__main__":
+                        todo.append(o)
     return ""
 
 
@@ -337,6 +368,13 @@ def own(f, *, library=False, allow=(), see=""):
         used = "" if type(f) is _FunctionType else f"a {type(f).__name__}, not a function written in the notebook"
     else:
         used = _library_use(f)
+    estimator = "" if used else _estimator_use(f, tuple(n for n in ESTIMATORS if n not in allow))
+    if estimator:
+        shown = name or "the answer"
+        raise AssertionError(
+            f"{shown} must compute this itself: it calls the model's {estimator} method, which is "
+            f"off limits in this exercise {see}".rstrip()
+        )
     if used:
         shown = name or "the answer"
         raise AssertionError(
