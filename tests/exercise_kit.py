@@ -233,6 +233,88 @@ WRONG = {
 }
 
 
+# ----------------------------------------------------------------------------- delegation
+
+# Per assignment, answers that hand the function asked for to vaecourse, torch.distributions or the
+# model's own estimators (answer cell id -> what the student typed). Each must score at most half of
+# the automatic points: the function's tests all fail, not only an "own work" test.
+DELEGATED = {
+    "ex1_latent_models": {
+        "ancestral_sample": (
+            "def ancestral_sample(n, W, b, obs_std):\n"
+            "    prior = torch.distributions.Normal(torch.zeros(W.shape[1], dtype=W.dtype), 1.0)\n"
+            "    z = prior.sample((n,))\n"
+            "    return z, z @ W.T + b + obs_std * torch.randn(n, W.shape[0], dtype=W.dtype)"
+        ),
+        "grid_posterior": (
+            "def grid_posterior(log_lik, z_grid):\n"
+            "    dz = z_grid[1] - z_grid[0]\n"
+            "    log_joint = log_lik + torch.distributions.Normal(0.0, 1.0).log_prob(z_grid)\n"
+            "    log_px = torch.logsumexp(log_joint, dim=-1) + torch.log(dz)\n"
+            "    return torch.exp(log_joint - log_px.unsqueeze(-1)), log_px"
+        ),
+    },
+    "ex2_elbo": {
+        "mc_elbo": "def mc_elbo(model, x, k):\n    return model.elbo(x, k=k)",
+        "identity_terms": (
+            "def identity_terms(model, x, k):\n"
+            "    return model.log_marginal(x), model.exact_elbo(x), vc.LinearGaussianVAE.kl_to_posterior(model, x)"
+        ),
+    },
+    "ex3_gaussian_kl": {
+        "gaussian_kl": "import vaecourse as vc\n\ndef gaussian_kl(mu, logvar):\n    return vc.gaussian_kl(mu, logvar)",
+        "kl_by_hand": (
+            "mu, var = torch.tensor([2.0, 0.0]), torch.tensor([0.25, 4.0])\n"
+            "kl_terms = vc.gaussian_kl_per_dim(mu, var.log()).tolist()\n"
+            "kl_by_hand = sum(kl_terms)"
+        ),
+        "gaussian_log_likelihood": (
+            "def gaussian_log_likelihood(x, mean, logvar):\n    return vc.gaussian_log_likelihood(x, mean, logvar)"
+        ),
+        "squared_error_form": (
+            "def squared_error_form(d, obs_var):\n"
+            "    zero = torch.zeros(d, dtype=torch.float64)\n"
+            "    const = -vc.gaussian_log_likelihood(zero, zero, math.log(obs_var)).item()\n"
+            "    return 1 / (2 * obs_var), const"
+        ),
+    },
+    "ex4_reparameterization": {
+        "reparameterize": (
+            "import vaecourse as vc\n\n"
+            "def reparameterize(mu, logvar, k=None, *, eps=None):\n"
+            "    return vc.reparameterize(mu, logvar, k, eps=eps)"
+        ),
+        "score_function_grads": (
+            "def score_function_grads(f, mu, logvar, n):\n"
+            "    mu = mu.detach().expand(n, -1).clone().requires_grad_()\n"
+            "    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar.detach()))\n"
+            "    z = q.sample()\n"
+            "    (score,) = torch.autograd.grad(q.log_prob(z).sum(), mu)\n"
+            "    return f(z)[:, None] * score"
+        ),
+        "pathwise_grads": (
+            "def pathwise_grads(f, mu, logvar, n):\n"
+            "    mu = mu.detach().expand(n, -1).clone().requires_grad_()\n"
+            "    z = torch.distributions.Normal(mu, torch.exp(0.5 * logvar.detach())).rsample()\n"
+            "    return torch.autograd.grad(f(z).sum(), mu)[0]"
+        ),
+    },
+    "ex5_posterior_collapse": {
+        "linear_warmup": "def linear_warmup(warmup):\n    return vc.LinearSchedule(warmup)",
+        "free_bits_kl": "def free_bits_kl(kl_per_dim, free_bits):\n    return vc.free_bits_kl(kl_per_dim, free_bits)",
+    },
+    "ex6_iwae": {
+        "iwae_bound": "def iwae_bound(log_w):\n    return vc.iwae_bound(log_w)",
+        "log_weights": (
+            "def log_weights(model, x, z):\n"
+            "    mu, logvar = model.encode(x)\n"
+            "    return model.log_px_z(x, z) + vc.log_standard_normal(z) - vc.log_normal(z, mu, logvar)"
+        ),
+        "iwae_estimate": "def iwae_estimate(model, x, k):\n    return model.iwae_bound(x, k)",
+    },
+}
+
+
 # ----------------------------------------------------------------------------- cheating
 # Each function takes the released notebook (deep-copied) and returns the cheating submission.
 # They are written for ex3_gaussian_kl, the representative assignment.

@@ -193,6 +193,8 @@ def graded(tmp_path_factory):
             subs_b[("ref", a)] = kit.solved(a, release_root=release_root)
             subs_b[("blank", a)] = kit.release_nb(a, release_root)
             subs_b[("wrong", a)] = kit.solved(a, kit.WRONG[a], release_root=release_root)
+            if a in kit.DELEGATED:
+                subs_b[("delegated", a)] = kit.solved(a, kit.DELEGATED[a], release_root=release_root)
     for name in CHEATS_B:
         subs_b[(f"cheat-{name}", kit.CHEAT_ASSIGNMENT)] = kit.CHEATS[name](
             kit.release_nb(kit.CHEAT_ASSIGNMENT, release_root)
@@ -262,6 +264,7 @@ def graded(tmp_path_factory):
         if a != EXCHANGE_ASSIGNMENT:  # alice and bob are ex3's reference and wrong answers
             subs_a[("ref", a)] = kit.solved(a, release_root=release_root)
             subs_a[("wrong", a)] = kit.solved(a, kit.WRONG[a], release_root=release_root)
+        subs_a[("delegated", a)] = kit.solved(a, kit.DELEGATED[a], release_root=release_root)
     for name in CHEATS_A:
         subs_a[(f"cheat-{name}", kit.CHEAT_ASSIGNMENT)] = kit.CHEATS[name](
             kit.release_nb(kit.CHEAT_ASSIGNMENT, release_root)
@@ -431,6 +434,24 @@ def test_typical_bug_scores_partially(graded, assignment):
     assert 0 < s["score"] < _auto_max(assignment), s["cells"]
 
 
+@pytest.mark.parametrize("assignment", sorted(kit.DELEGATED))
+def test_delegation_scores_at_most_half(graded, assignment):
+    """Answers that call vaecourse, torch.distributions or the model's estimators for the function asked
+    for lose that function's points in every test of it, not only in an "own work" test."""
+    s = graded["scores"][("delegated", assignment)]
+    assert s["score"] <= 0.5 * _auto_max(assignment), s["cells"]
+    for gid in kit.DELEGATED[assignment]:
+        tests = [t for t in _test_ids(assignment) if t in s["cells"] and _tests_function(assignment, t, gid)]
+        assert tests and all(s["cells"][t][0] == 0 for t in tests), (gid, s["cells"])
+
+
+def _tests_function(assignment, test_id, name):
+    """Whether a test cell calls (or reads) the answer ``name``."""
+    import re
+
+    return re.search(rf"(?<![\w.]){name}\b", kit.cell(kit.source_nb(assignment), test_id).source) is not None
+
+
 @pytest.mark.parametrize("cheat", CHEATS_A + CHEATS_B)
 def test_cheating_scores_at_most_half(graded, cheat):
     s = graded["scores"][(f"cheat-{cheat}", kit.CHEAT_ASSIGNMENT)]
@@ -510,7 +531,7 @@ def test_feedback_hides_hidden_tests(graded):
         assert pages
         for page in pages:
             text = page.read_text()
-            for secret in ("HIDDEN TESTS", "_reaches(", "def _err", "_call_without_library", "_TB =", "LEAK:"):
+            for secret in ("HIDDEN TESTS", "_vg.own(", "_vg.error(", "_vg.assert_close(", "LEAK:"):
                 assert secret not in text, f"{page} shows hidden test code ({secret!r})"
             flat = " ".join(html.unescape(text).split())
             shown = [line for line in lines if " ".join(line.split()) in flat]

@@ -207,3 +207,63 @@ def test_worked_example_by_hand_is_checked(answer):
         assert result.success, (kit.grade_id(c), result.error_in_exec)
     else:
         raise AssertionError("no test_kl_by_hand cell")
+
+
+# ----------------------------------------------------------------------------- the test cells
+
+
+def _headings(chapter):
+    """The section titles of chapter `chapter` (book/0N_*.ipynb), as written after the #s."""
+    import vaecourse.grading as vg
+
+    notebook = next(nb for number, nb, _ in vg.CHAPTERS if number == chapter)
+    nb = nbformat.read(str(kit.REPO / "book" / f"{notebook}.ipynb"), as_version=4)
+    lines = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+    return {line.lstrip("#").strip() for line in lines if re.match(r"^#{1,4} ", line)}
+
+
+@pytest.mark.parametrize("assignment", EXPECTED)
+def test_test_cells_share_one_helper_module(assignment):
+    """No copy of the old prologue (torch._C internals) or own-work block: every test cell imports
+    vaecourse.grading (one module, importable where vaecourse is installed and in the sandbox)."""
+    for c in kit.source_nb(assignment).cells:
+        if kit.is_test(c):
+            assert "vaecourse.grading" in c.source, f"{kit.grade_id(c)}: does not use vaecourse.grading"
+            for copy in ("_VariableFunctions", "TensorBase", "def _err", "def _reaches", "def _call_without_library"):
+                assert copy not in c.source, f"{kit.grade_id(c)}: a pasted copy of a helper ({copy})"
+
+
+@pytest.mark.parametrize("assignment", EXPECTED)
+def test_every_pointer_names_a_section_of_its_chapter(assignment):
+    """Each ``see(chapter, section)`` in a test cell names a heading that the chapter has, so that a
+    failed test's message sends the student somewhere real."""
+    pointers = []
+    for c in kit.source_nb(assignment).cells:
+        if kit.is_test(c):
+            pointers += [(kit.grade_id(c), int(n), s) for n, s in re.findall(r'see\((\d), "([^"]+)"\)', c.source)]
+    assert pointers, "no test points into the chapters"
+    for gid, chapter, section in pointers:
+        assert section in _headings(chapter), f"{gid}: Chapter {chapter} has no section {section!r}"
+
+
+@pytest.mark.parametrize("assignment", EXPECTED[:6])
+def test_every_failed_assert_points_into_the_chapter(assignment):
+    """Every assert of a test cell has a message that ends with the cell's pointer (``_see``), and every
+    helper call that can fail is given it."""
+    for c in kit.source_nb(assignment).cells:
+        if not kit.is_test(c):
+            continue
+        tree = ast.parse(c.source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assert):
+                names = {n.id for n in ast.walk(node.msg) if isinstance(n, ast.Name)} if node.msg else set()
+                assert "_see" in names, f"{kit.grade_id(c)}: line {node.lineno} fails without a pointer"
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("_vg.own", "_vg.assert_close", "_vg.by_hand"):
+                assert "see" in {k.arg for k in node.keywords}, f"{kit.grade_id(c)}: line {node.lineno}"
+
+
+def test_delegation_submissions_target_real_cells():
+    assert set(EXPECTED[:6]) <= set(kit.DELEGATED)
+    for assignment, overrides in kit.DELEGATED.items():
+        ids = {kit.grade_id(c) for c in kit.source_nb(assignment).cells if kit.is_answer(c)}
+        assert overrides and set(overrides) <= ids, assignment
