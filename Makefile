@@ -102,6 +102,12 @@ JOBS ?= 2
 grade: $(STAMP)
 	cd autograder && PATH="$(CURDIR)/$(BIN):$$PATH" ../$(BIN)/python grade.py "$(ASSIGNMENT)" --jobs $(JOBS)
 
+# A student's check of one exercise notebook: run it in a fresh kernel, print the points of its visible
+# tests per part, exit non-zero if one fails (vaecourse/check.py; `nbgrader validate` exits 0 either way).
+check: $(STAMP)
+	@test -n "$(NB)" || { echo "usage: make check NB=path/to/exercise.ipynb"; exit 2; }
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m vaecourse.check "$(NB)"
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench
 

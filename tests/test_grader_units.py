@@ -439,3 +439,47 @@ def test_messages_say_what_was_expected_and_where_to_read():
     with pytest.raises(ValueError, match="chapter must be one of 1-6"):
         vg.see(9, "Anything")
     assert vg.randn(2, 3, seed=4).equal(vg.randn(2, 3, seed=4)) and vg.randn(2, seed=4).dtype == torch.float64
+
+
+# ----------------------------------------------------------------------------- the student's check
+
+
+def test_student_check_passes_a_solved_notebook_and_fails_a_blank_one(tmp_path):
+    """``python -m vaecourse.check`` (what `make check NB=...` runs), as a student runs it: exit 0 and
+    full visible points for the reference answers, 1 and the failed tests for the blank release and a
+    typical bug (with the message that says what was expected), 2 for a file that is no notebook."""
+    import subprocess
+    import sys
+
+    import exercise_kit as kit
+
+    kit.venv_on_path()
+    a = "ex3_gaussian_kl"
+    cases = {
+        "solved": kit.solved(a),
+        "blank": kit.release_nb(a),
+        "wrong": kit.solved(a, kit.WRONG[a]),
+    }
+    results = {}
+    for name, nb in cases.items():
+        path = kit.write(nb, tmp_path / name / f"{a}.ipynb")
+        before = path.read_bytes()
+        proc = subprocess.run(
+            [sys.executable, "-m", "vaecourse.check", str(path)], capture_output=True, text=True, timeout=300
+        )
+        results[name] = proc.returncode, proc.stdout
+        assert path.read_bytes() == before, "the check changed the notebook"
+    code, out = results["solved"]
+    assert code == 0 and "Part A: the KL divergence to the prior (5 points): 5 / 5" in out, out
+    assert "Visible tests: 10 / 10 points (+ 2 graded by hand)" in out
+    code, out = results["blank"]
+    assert code == 1 and "Visible tests: 0 / 10 points" in out and "8 visible test(s) failed" in out, out
+    assert "an answer cell this test uses is not filled in yet" in out
+    code, out = results["wrong"]
+    assert code == 1 and "Part A: the KL divergence to the prior (5 points): 3 / 5" in out, out
+    assert 'expected 3.125, got 6.250000 (see Chapter 3, "Common mistakes"' in out
+    (tmp_path / "broken.ipynb").write_text("{not json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "vaecourse.check", str(tmp_path / "broken.ipynb")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "is not a readable notebook" in proc.stderr
