@@ -539,7 +539,7 @@ def test_feedback_hides_hidden_tests(graded):
     for name, course in (("printer", "A"), ("encoder", "B")):
         out = _autograded_text(graded, course, attacker(name))
         read = int(out.split(f"ATTACK-RAN {name}: ")[1].split(" ")[0])
-        assert read > 10000, f"the {name} read no hidden tests, so the check above proves little"
+        assert read > 5000, f"the {name} read no hidden tests, so the check above proves little"
 
 
 def _autograded_text(graded, course, student, assignment=kit.CHEAT_ASSIGNMENT):

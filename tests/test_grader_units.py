@@ -483,3 +483,38 @@ def test_student_check_passes_a_solved_notebook_and_fails_a_blank_one(tmp_path):
         [sys.executable, "-m", "vaecourse.check", str(tmp_path / "broken.ipynb")], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "is not a readable notebook" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "ex1_latent_models",
+        "ex2_elbo",
+        "ex3_gaussian_kl",
+        "ex4_reparameterization",
+        "ex5_posterior_collapse",
+        "ex6_iwae",
+    ],
+)
+def test_validate_of_a_student_notebook_takes_under_15_seconds(tmp_path, assignment):
+    """`nbgrader validate` of the reference answers (what a student runs before submitting): it passes,
+    in under 15 s (a kernel start, torch's import and the visible tests)."""
+    import subprocess
+    import sys
+    import time
+
+    import exercise_kit as kit
+
+    kit.venv_on_path()
+    path = kit.write(kit.solved(assignment), tmp_path / f"{assignment}.ipynb")
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "validate", path.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    seconds = time.perf_counter() - t0
+    assert "Success! Your notebook passes all the tests." in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert seconds < 15, f"nbgrader validate took {seconds:.1f} s"
