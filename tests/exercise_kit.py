@@ -2,7 +2,8 @@
 
 Submissions are made the way a student makes them: start from the released notebook and type into
 the answer cells. ``solved`` fills in the reference solutions; ``WRONG`` holds one typical bug per
-assignment; ``CHEATS`` turns a notebook into one of the ways of gaming an autograder.
+assignment; ``DELEGATED`` answers that hand the work to vaecourse, torch.distributions or the model's
+estimators; ``CHEATS`` turns a notebook into one of the ways of gaming an autograder.
 """
 
 import contextlib

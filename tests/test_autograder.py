@@ -8,11 +8,12 @@ One module-scoped fixture does the expensive part once:
 3. students ``alice`` (reference answers) and ``bob`` (a typical bug) go through the local
    exchange: release_assignment, fetch_assignment, submit, collect;
 4. fake students are dropped into submitted/: for every assignment the reference answers, the blank
-   release and a typical bug; for ex3 each way of cheating in ``exercise_kit.CHEATS`` and each
-   attack on the grading machine in ``sandbox_attacks.ATTACKS`` (listeners on the host's TCP and
-   UDP ports record what reaches them); for ex6 a file cut off in the upload (no longer a
-   notebook); for ex5 the reference answers saved under another name (a browser's
-   "ex5_posterior_collapse (1).ipynb"); in B two entries that are not folders;
+   release, a typical bug and answers that delegate to the library (``exercise_kit.DELEGATED``);
+   for ex3 each way of cheating in ``exercise_kit.CHEATS`` and each attack on the grading machine
+   in ``sandbox_attacks.ATTACKS`` (listeners on the host's TCP and UDP ports record what reaches
+   them); for ex6 a file cut off in the upload (no longer a notebook); for ex5 the reference answers
+   saved under another name (a browser's "ex5_posterior_collapse (1).ipynb"); in B two entries
+   that are not folders;
 5. course A is graded serially by plain ``nbgrader autograde "*"``, course B by ``grade.py "*"
    --jobs 2`` (two sandboxes at once, one gradebook); B also grades copies of A's ex3 reference,
    blank and buggy answers, to compare a parallel with a serial run; then ``generate_feedback
