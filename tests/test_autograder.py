@@ -447,10 +447,12 @@ def test_delegation_scores_at_most_half(graded, assignment):
 
 
 def _tests_function(assignment, test_id, name):
-    """Whether a test cell calls (or reads) the answer ``name``."""
+    """Whether a test cell tests the answer ``name``: it calls it through ``vg.own`` (a function), or it
+    is named after it (a value such as ``kl_by_hand``)."""
     import re
 
-    return re.search(rf"(?<![\w.]){name}\b", kit.cell(kit.source_nb(assignment), test_id).source) is not None
+    source = kit.cell(kit.source_nb(assignment), test_id).source
+    return re.search(rf"_vg\.own\(\s*{name}\b", source) is not None or test_id == f"test_{name}"
 
 
 @pytest.mark.parametrize("cheat", CHEATS_A + CHEATS_B)
