@@ -377,10 +377,14 @@ def test_own_passes_own_work_and_fails_every_kind_of_delegation():
     assert vc.gaussian_kl(mu, lv).shape == (3,)  # switched back on after the call
     model = vc.LinearGaussianVAE(x_dim=3, z_dim=2, obs_var=0.5).double()
     x = torch.randn(4, 3, dtype=torch.float64)
+    with pytest.raises(AssertionError, match="calls the model's elbo method"):
+        vg.own(lambda model, x: model.elbo(x))  # read as an attribute: refused before any call
+    with pytest.raises(AssertionError, match="calls the model's exact_elbo method"):
+        vg.own(lambda model, x: vc.LinearGaussianVAE.exact_elbo(model, x), library=True)
     with pytest.raises(vg.Delegated, match="model.elbo"):
-        vg.own(lambda model, x: model.elbo(x))(model, x)
+        vg.own(lambda model, x: getattr(model, "el" + "bo")(x))(model, x)  # a name built at run time
     with pytest.raises(vg.Delegated, match="model.exact_elbo"):
-        vg.own(lambda model, x: model.double().exact_elbo(x))(model, x)  # a method returning the model
+        vg.own(lambda model, x: getattr(model.double(), "exact_" + "elbo")(x))(model, x)  # via a copy
     assert vg.own(lambda model, x: model.log_marginal(x), library=True, allow=("log_marginal",))(model, x).shape == (4,)
     assert vg.own(lambda m, x: m.log_px_z(x, m.encode(x)[0]))(model, x).shape == (4,)
     with pytest.raises(AssertionError, match="gaussian_kl uses checks .vaecourse.checks."):
@@ -471,7 +475,7 @@ def test_student_check_passes_a_solved_notebook_and_fails_a_blank_one(tmp_path):
         assert path.read_bytes() == before, "the check changed the notebook"
     code, out = results["solved"]
     assert code == 0 and "Part A: the KL divergence to the prior (5 points): 5 / 5" in out, out
-    assert "Visible tests: 10 / 10 points (+ 2 graded by hand)" in out
+    assert "Visible tests: 10 / 10 points (+ 4 graded by hand)" in out
     code, out = results["blank"]
     assert code == 1 and "Visible tests: 0 / 10 points" in out and "8 visible test(s) failed" in out, out
     assert "an answer cell this test uses is not filled in yet" in out
