@@ -313,6 +313,19 @@ DELEGATED = {
         ),
         "iwae_estimate": "def iwae_estimate(model, x, k):\n    return model.iwae_bound(x, k)",
     },
+    "ex7_capstone": {  # the package's VAE and training loop under the student's names
+        "VAE": (
+            "class VAE(vc.VAE):\n"
+            "    def __init__(self, x_dim, z_dim, hidden=256):\n"
+            "        super().__init__(x_dim, z_dim, hidden=(hidden,))"
+        ),
+        "train_vae": (
+            "def train_vae(model, x, epochs, lr=3e-3, batch_size=128, beta=1.0, free_bits=0.0):\n"
+            "    history = vc.train(model, x, epochs=epochs, lr=lr, batch_size=batch_size, beta=beta,\n"
+            "                       free_bits=free_bits, progress=False)\n"
+            "    return history['loss']"
+        ),
+    },
 }
 
 

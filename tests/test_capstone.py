@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 A = "ex7_capstone"
 
 PLAIN = {
-    "vae_model": '''
+    "VAE": '''
 class VAE(nn.Module):
     """Gaussian encoder, Bernoulli MLP decoder, prior N(0, I)."""
 
@@ -116,27 +116,10 @@ def _collapsed():
 
 def _broken():
     """The reference, but the sample is detached: no gradient reaches the encoder through z."""
-    src = _reference("vae_model")
+    src = _reference("VAE")
     line = "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)"
     assert line in src
-    return {"vae_model": src.replace(line, f"{line}\n        z = z.detach()")}
-
-
-# Delegation: the package's VAE and its training loop in the student's names (what Part A and B
-# forbid). The test cells measure it through own(), which fails every part that used the package.
-DELEGATED = {
-    "vae_model": """
-class VAE(vc.VAE):
-    def __init__(self, x_dim, z_dim, hidden=256):
-        super().__init__(x_dim, z_dim, hidden=(hidden,))
-""",
-    "train_vae": """
-def train_vae(model, x, epochs, lr=3e-3, batch_size=128, beta=1.0, free_bits=0.0):
-    history = vc.train(model, x, epochs=epochs, lr=lr, batch_size=batch_size, beta=beta,
-                       free_bits=free_bits, progress=False)
-    return history["loss"]
-""",
-}
+    return {"VAE": src.replace(line, f"{line}\n        z = z.detach()")}
 
 
 def _bars():
@@ -179,7 +162,7 @@ def graded(tmp_path_factory):
         "plain": kit.solved(A, {k: v.strip("\n") for k, v in PLAIN.items()}, release_root=release_root),
         "collapsed": kit.solved(A, _collapsed(), release_root=release_root),
         "broken": kit.solved(A, _broken(), release_root=release_root),
-        "delegated": kit.solved(A, {k: v.strip("\n") for k, v in DELEGATED.items()}, release_root=release_root),
+        "delegated": kit.solved(A, kit.DELEGATED[A], release_root=release_root),
     }
     for student, nb in subs.items():
         kit.write(nb, ag / "submitted" / student / A / f"{A}.ipynb")
