@@ -44,10 +44,11 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
 #
 # `make test` runs every test in tests/ and every notebook in book/, in two steps, so that both
 # cores stay busy (one pytest run left one of them idle 30% of the time: most checks run on one core):
-#   1. five lanes, two at a time: the light chapters and the browser checks (after building the
+#   1. six lanes, two at a time: the light chapters and the browser checks (after building the
 #      book, so that the build overlaps the other lanes) first, then the autograder round trip (two
 #      graders in parallel, one process each: it takes what the other lanes leave free), the
-#      package's unit tests and the exercise notebooks. The unit tests and the graders run on one
+#      capstone's graded submissions (grade.py, two at a time), the package's unit tests and the
+#      exercise notebooks. The unit tests and the graders run on one
 #      OpenMP thread there: a training step on two threads next to another busy process waits at
 #      every barrier (6-16x slower).
 #   2. then, alone, the chapters that train at length on both cores.
@@ -55,7 +56,7 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
 # (The autograder used to run in step 2 after the chapters; in step 1 it uses the core the lanes
 # left idle towards their end: 317 s instead of 367 s back to back on the 2-core AMD machine.)
 HEAVY   := book/04_reparameterization.ipynb book/05_posterior_collapse.ipynb book/06_iwae.ipynb
-LANES   := test-lane-chapters test-lane-browser test-lane-autograder test-lane-package test-lane-exercises
+LANES   := test-lane-chapters test-lane-browser test-lane-autograder test-lane-capstone test-lane-package test-lane-exercises
 .PHONY: $(LANES)
 PYTEST  := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -p no:cacheprovider
 
@@ -74,9 +75,14 @@ test-lane-autograder: $(STAMP)
 	@echo "== lane: autograder"
 	OMP_NUM_THREADS=1 $(PYTEST) tests/test_autograder.py
 
+test-lane-capstone: $(STAMP)
+	@echo "== lane: capstone"
+	OMP_NUM_THREADS=1 $(PYTEST) tests/test_capstone.py
+
 test-lane-package: $(STAMP)
 	@echo "== lane: package"
-	OMP_NUM_THREADS=1 $(PYTEST) tests --ignore=tests/test_browser.py --ignore=tests/test_autograder.py
+	OMP_NUM_THREADS=1 $(PYTEST) tests --ignore=tests/test_browser.py --ignore=tests/test_autograder.py \
+	  --ignore=tests/test_capstone.py
 
 test-lane-browser: $(STAMP)
 	@echo "== lane: browser (builds the book first, as \`make book\` does)"
