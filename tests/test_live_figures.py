@@ -336,7 +336,8 @@ def test_every_chapter_that_imports_vaecourse_opens_with_the_install_cell(path):
         f"{path.name}: the first code cell is not the install cell (tag {booklaunch.INSTALL_TAG!r}): a reader "
         "who opens the chapter in Colab would meet ModuleNotFoundError"
     )
-    assert "remove-cell" in first["metadata"]["tags"] and "".join(first["source"]) == booklaunch.CELL_FILE.read_text()
+    source, cell = "".join(first["source"]).rstrip("\n"), booklaunch.CELL_FILE.read_text().rstrip("\n")
+    assert "remove-cell" in first["metadata"]["tags"] and source == cell, f"{path.name}: the install cell is stale"
 
 
 def test_live_is_imported_on_first_use():
