@@ -133,7 +133,9 @@ def bernoulli_log_likelihood(x, logits):
 
     Works from logits (never probabilities), so it stays finite for saturated decoders. For binary x
     it is a log-probability; for grey levels in (0, 1) it is a score, not a normalized density
-    (the continuous Bernoulli of Loaiza-Ganem & Cunningham 2019 adds the missing constant).
+    (the continuous Bernoulli of Loaiza-Ganem & Cunningham 2019 adds the missing constant), so the
+    "nats" and ELBOs it gives on grey levels bound no log-likelihood ({ref}`ch-lvm`): binarize first
+    where likelihoods are compared.
 
     Args:
         x: (..., D) targets in [0, 1]; broadcasts against ``logits`` (e.g. (B, D) vs (K, B, D)).
