@@ -216,6 +216,16 @@ def see(chapter, section):
 # ----------------------------------------------------------------------------- own work
 
 
+def _global_names(code):
+    """The global and attribute names a code object uses, its nested functions' and lambdas' included."""
+    names, codes = set(), [code]
+    while codes:
+        co = codes.pop()
+        names |= set(co.co_names)
+        codes += [k for k in co.co_consts if type(k) is _CodeType]
+    return names
+
+
 def _library_use(f, banned=BANNED_MODULES, words=BANNED_WORDS):
     """What in f (or the notebook functions it calls) reaches a banned module: a description, or ''."""
     if type(f) is not _FunctionType:
@@ -226,11 +236,7 @@ def _library_use(f, banned=BANNED_MODULES, words=BANNED_WORDS):
         if id(g) in seen:
             continue
         seen.add(id(g))
-        names, codes = set(), [g.__code__]
-        while codes:
-            co = codes.pop()
-            names |= set(co.co_names)
-            codes += [k for k in co.co_consts if type(k) is _CodeType]
+        names = _global_names(g.__code__)
         hits = sorted(names & set(words))
         if hits:
             return f"{g.__name__} uses {hits[0]}"
@@ -423,11 +429,7 @@ def _code_names(f, seen):
     if type(f) is not _FunctionType or f.__module__ != "__main__" or id(f) in seen:
         return set()
     seen.add(id(f))
-    names, codes = set(), [f.__code__]
-    while codes:
-        co = codes.pop()
-        names |= set(co.co_names)
-        codes += [k for k in co.co_consts if type(k) is _CodeType]
+    names = _global_names(f.__code__)
     for n in list(names):
         names |= _code_names(f.__globals__.get(n), seen)
     return names
