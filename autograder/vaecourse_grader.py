@@ -25,11 +25,14 @@ Every preprocessor derives from ``NbGraderPreprocessor``: plain nbconvert prepro
 *disabled* by nbgrader's exporters and would silently do nothing.
 """
 
+import ast
 import hashlib
 import html
+import math
 import os
 import re
 import secrets
+import time
 
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -62,6 +65,36 @@ _MEMORY = re.compile(
 _PROCESSES = re.compile(r"\[Errno 11\]|Resource temporarily unavailable|can't start new thread|BlockingIOError")
 _DISK = re.compile(r"\[Errno 28\]|No space left on device|\[Errno 27\]|File too large")
 _FILES = re.compile(r"\[Errno 24\]|Too many open files")
+
+
+def _is_test(cell):
+    """An autograded test cell (graded, not an answer): the grader runs it one statement at a time."""
+    return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
+def _statements(source):
+    """A test cell's top-level statements, each with its lines, as the sources the grader runs one
+    after another so that the guard restores what the tests use before each of them (a student
+    function called in the visible part cannot change what the hidden part sees). Statements that
+    share a line stay together; a cell that is not plain Python (a magic, a syntax error) stays whole.
+    Every source but the last ends in ``pass``, so only the last expression is shown, as in the cell."""
+    try:
+        body = ast.parse(source).body
+    except (SyntaxError, ValueError):
+        return [source]
+    starts, end = [], 0
+    for node in body:
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        if start > end:
+            starts.append(start)
+        end = max(end, node.end_lineno)
+    if len(starts) < 2:
+        return [source]
+    lines = source.splitlines(True)
+    starts[0] = 1  # comments above the first statement go with it
+    bounds = zip(starts, starts[1:] + [len(lines) + 1])
+    pieces = ["".join(lines[a - 1 : b - 1]) for a, b in bounds]
+    return [p + "pass\n" for p in pieces[:-1]] + pieces[-1:]
 
 
 def _error_output(ename, evalue):
@@ -195,8 +228,11 @@ class ResilientExecute(Execute):
       taken by another process in between): up to ``startup_attempts`` fresh kernels are tried
       before nbgrader's own error handling takes over.
     * Before the first cell, ``vaecourse_guard.py`` is installed in the kernel (not in its history):
-      ahead of each test cell it puts back builtins, torch and vaecourse functions the notebook
-      replaced, so a submission that rebinds ``type`` or ``torch.allclose`` fools no test.
+      ahead of each test statement it puts back builtins, torch and vaecourse functions the notebook
+      replaced, so a submission that rebinds ``type`` or ``torch.allclose`` fools no test, and a test
+      statement during which they were replaced fails. Test cells run one top-level statement at a
+      time (``_statements``): a student function called in a test's visible part cannot change
+      what its hidden part uses.
     * A failed test cannot be hidden: an error reply with no error output gets one, and after each
       test cell a probe that must fail has to report an error (see ``_probe``).
     * Limits (``Sandbox`` in ``vaecourse_sandbox.py``): a cell that fails on one of the sandbox's
@@ -218,7 +254,8 @@ class ResilientExecute(Execute):
         self._output_left, self._output_dropped = self._limits.notebook_output_bytes, None
         self._cell_output_left = self._limits.output_bytes
         tests = [c for c in nb.cells if c.cell_type == "code" and utils.is_grade(c)]
-        self._tests = sorted(hashlib.sha256(c.source.encode()).hexdigest() for c in tests)
+        sources = [s for c in tests for s in (_statements(c.source) if _is_test(c) else [c.source])]
+        self._tests = sorted({hashlib.sha256(s.encode()).hexdigest() for s in sources})
         for attempt in range(1, self.startup_attempts + 1):
             self._stopped, self._timeouts, self._started, self._guarded = None, 0, False, False
             try:
@@ -245,7 +282,11 @@ class ResilientExecute(Execute):
             self._install_guard(index)
         self._output_dropped, self._cell_output_left = None, self._limits.output_bytes
         try:
-            cell, resources = super().preprocess_cell(cell, resources, index)
+            if _is_test(cell):
+                self._check_assign_resources(resources)
+                cell, resources = self._run_statements(cell, index), self.resources
+            else:
+                cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             self._stop(
                 cell, "DeadKernelError", "the kernel died while running this cell", "the kernel died in an earlier cell"
@@ -280,6 +321,36 @@ class ResilientExecute(Execute):
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
                     out["name"] = "stdout"
         return cell, resources
+
+    def _run_statements(self, cell, index):
+        """Run a test cell as its statements (``_statements``), stopping at the first that fails;
+        the cell gets their outputs in order and the time limit is for all of them together."""
+        pieces = _statements(cell.source)
+        if len(pieces) == 1:
+            return self.execute_cell(cell, index, store_history=True)
+        limit, start, outputs = self.timeout, time.monotonic(), []
+        try:
+            for source in pieces:
+                if limit:
+                    left = limit - (time.monotonic() - start)
+                    if left <= 0:
+                        outputs.append(_error_output("CellTimeoutError", ""))
+                        break
+                    self.timeout = max(1, math.ceil(left))
+                piece = nbformat.v4.new_code_cell(source, metadata=cell.metadata)
+                self._reply_status = None
+                try:
+                    piece = self.execute_cell(piece, index, store_history=True)
+                finally:
+                    outputs += piece.get("outputs", [])
+                cell.execution_count = piece.get("execution_count")
+                if self._reply_status == "error" or any(o.get("output_type") == "error" for o in outputs):
+                    break
+        finally:
+            self.timeout = limit
+            cell.outputs = outputs
+            self.nb.cells[index] = cell
+        return cell
 
     def output(self, outs, msg, display_id, cell_index):
         # output is counted as it arrives: a notebook printing in a loop cannot fill the grader's memory

@@ -1,9 +1,9 @@
-"""Runs inside the grading kernel: before each test cell, undo what a submission replaced.
+"""Runs inside the grading kernel: before each test statement, undo what a submission replaced.
 
 ``ResilientExecute`` (in ``vaecourse_grader.py``) sends this file's source to the kernel before the
 notebook's first cell, in a namespace whose builtins are a private copy, and calls ``install`` with
-the SHA-256 of every test cell's source. From then on IPython calls ``before`` ahead of each cell;
-for a test cell it
+the SHA-256 of every test statement's source (the grader runs a test cell one top-level statement
+at a time). From then on IPython calls ``before`` ahead of each cell; for a test statement it
 
 * puts back the functions, classes and modules of ``builtins``, ``math``, ``types``, torch,
   ``torch.distributions``, vaecourse (...) that the notebook rebound (``builtins.type = ...``,
@@ -11,8 +11,15 @@ for a test cell it
   functions (``f.__code__ = ...``), and the methods of ``torch.Tensor`` and of vaecourse's classes;
 * puts back the whole namespace of the tests' helper module ``vaecourse.grading`` (its constants
   too, names a notebook added removed): every test cell uses it;
-* hides, for that cell only, notebook globals named like a builtin (``type``, ``abs``, ``all``, ...)
-  and points ``torch``, ``math``, ``np``, ``vc`` at the real modules.
+* hides, for that statement only, notebook globals named like a builtin (``type``, ``abs``, ``all``,
+  ...) and points ``torch``, ``math``, ``np``, ``vc`` at the real modules.
+
+After a test statement that succeeded, ``after`` checks that all of this still holds its saved value;
+if the code the statement called (or a thread, a finalizer, a ``gc`` callback) replaced something,
+the statement fails with ``TestTampered`` naming it. So a student function called in a test's
+visible part cannot disarm its hidden part: that call's statement fails, and the next is restored.
+From ``install`` on, an audit hook refuses ``sys.settrace``, ``sys.setprofile`` and
+``sys.addaudithook``, which could run the notebook's code between a test's lines or as it starts.
 
 After every cell it also removes what the notebook added to how IPython runs cells and reports errors
 (input and AST transformers, ``set_custom_exc``, event callbacks, replaced shell methods). The grader
@@ -23,6 +30,7 @@ Module state that is not a function, class or module (flags, caches) is left alo
 put back in the notebook's own cells, so correct code never sees a difference.
 """
 
+import gc
 import hashlib
 import importlib
 import sys
@@ -120,6 +128,34 @@ def _insides(f):
     return f.__code__, f.__defaults__, f.__kwdefaults__, tuple(cells)
 
 
+def _same_insides(f, inside):
+    """Whether f still carries what ``_insides`` saved (compared by identity, as it is put back)."""
+    code, defaults, kwdefaults, cells = inside
+    now = f.__code__, f.__defaults__, f.__kwdefaults__
+    return all(a is b for a, b in zip(now, (code, defaults, kwdefaults))) and all(
+        _contents(cell) is value for cell, value in cells
+    )
+
+
+def _contents(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _ABSENT
+
+
+class TestTampered(Exception):
+    """What a test statement fails with when something it relies on was replaced while it ran."""
+
+
+BLOCKED = ("sys.addaudithook", "sys.settrace", "sys.setprofile")
+
+
+def _audit(event, args):
+    if event in BLOCKED or event.startswith("sys.monitoring"):
+        raise RuntimeError(f"{event} is not available while a notebook is graded")
+
+
 def install(test_hashes):
     """Snapshot what the tests rely on, then register the IPython hooks that restore it."""
     sha256, modules, shell = hashlib.sha256, sys.modules, get_ipython()
@@ -141,12 +177,40 @@ def install(test_hashes):
             classes += [v for v in vars(m).values() if isinstance(v, type) and v.__module__.startswith("vaecourse")]
     saved_classes = [(c, dict(vars(c))) for c in dict.fromkeys(classes)]
     aliases = {a: mods[m] for a, m in ALIASES.items() if m in mods}
-    stash, reset_shell = {}, _shell_resetter(shell)
+    stash, reset_shell, testing = {}, _shell_resetter(shell), []
+    gc_callbacks = list(gc.callbacks)
+    # IPython sets these builtins while a cell runs and takes them away after it
+    trapped = {f"builtins.{k}" for k in getattr(shell.builtin_trap, "auto_builtins", {})}
+    # a hook added later could undo the restoring as each test starts (on its "exec" event), a trace
+    # or profile function could do it between a test's lines: neither can be set from here on
+    sys.addaudithook(_audit)
+
+    def changed():
+        """What the tests rely on that no longer holds its saved value (empty when untouched)."""
+        names = []
+        for name, (module, entries) in saved.items():
+            if modules.get(name) is not module:
+                names.append(f"sys.modules[{name!r}]")
+            current = vars(module)
+            names += [f"{name}.{k}" for k, v in entries.items() if current.get(k, _ABSENT) is not v]
+        for f, inside in insides:
+            if not _same_insides(f, inside):
+                names.append(f"{f.__module__}.{f.__qualname__} (its code, defaults or closure)")
+        for cls, entries in saved_classes:
+            current, where = vars(cls), f"{cls.__module__}.{cls.__qualname__}"
+            names += [f"{where}.{k}" for k, v in entries.items() if current.get(k, _ABSENT) is not v]
+        ns = shell.user_ns
+        names += [f"the global {k}" for k in SHADOWED if k in ns]
+        names += [f"the global {k}" for k, module in aliases.items() if ns.get(k, module) is not module]
+        return sorted(set(names) - trapped)
 
     def before(info):
+        testing[:] = []
         if sha256((info.raw_cell or "").encode()).hexdigest() not in test_hashes:
             return
+        testing.append(True)
         reset_shell()
+        gc.callbacks[:] = [c for c in gc.callbacks if c in gc_callbacks]
         for name, (module, entries) in saved.items():
             modules[name] = module
             current = vars(module)
@@ -188,6 +252,12 @@ def install(test_hashes):
                 ns[k] = module
 
     def after(result):
+        if testing and result is not None and result.success:
+            names = changed()
+            if names:  # replaced while the test ran (a thread, a finalizer, the code the test called)
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                result.error_in_exec = TestTampered(f"the notebook replaced {shown} while this test ran")
+        testing[:] = []
         reset_shell()
         ns = shell.user_ns
         while stash:

@@ -505,6 +505,43 @@ def cheat_kernel_exit(nb):
     return nb
 
 
+SABOTAGE = """
+import sys
+
+
+def _sabotage():
+    \"\"\"Called by each answer: blunts what the rest of the running test cell checks with.\"\"\"
+    import torch
+    import vaecourse.grading
+
+    for vg in (vaecourse.grading, sys.modules.get("vaecourse.grading")):
+        vg.assert_close = vg.expect = lambda *args, **kwargs: None
+        vg.own = lambda f, **kwargs: f
+        vg.error = lambda *args, **kwargs: 0.0
+    torch.allclose = lambda *args, **kwargs: True
+"""
+
+
+def cheat_sabotaged_tests(nb):
+    """Answers that pass the visible asserts and, each time they are called, disarm the helpers the
+    hidden part of the same test cell goes on to use (``vaecourse.grading``, ``torch.allclose``)."""
+    _answer(
+        nb,
+        "gaussian_kl",
+        SABOTAGE + "\n\ndef gaussian_kl(mu, logvar):\n    _sabotage()\n"
+        "    if mu.shape == (2,) and float(mu[0]) == 2.0:\n        return torch.tensor(3.125)\n"
+        "    return (0.5 * mu * mu).sum(-1)",
+    )
+    _answer(
+        nb,
+        "gaussian_log_likelihood",
+        "def gaussian_log_likelihood(x, mean, logvar):\n    _sabotage()\n"
+        "    return -0.5 * ((x - mean) ** 2).sum(-1) - 0.5 * math.log(2 * math.pi) * x.shape[-1]",
+    )
+    _answer(nb, "squared_error_form", "def squared_error_form(d, obs_var):\n    _sabotage()\n    return 0.5, 0.0")
+    return nb
+
+
 # Honest work in a mangled notebook: the grader must restore the tests and give full marks.
 
 
@@ -545,6 +582,7 @@ CHEATS = {
     "infinite-loop": cheat_infinite_loop,
     "stubborn-loop": cheat_stubborn_loop,
     "os-exit": cheat_kernel_exit,
+    "sabotaged-tests": cheat_sabotaged_tests,
 }
 CHEAT_ASSIGNMENT = "ex3_gaussian_kl"
 

@@ -45,7 +45,7 @@ TIMEOUT = 10  # seconds per cell while grading: the infinite loops below cost th
 EXCHANGE_ASSIGNMENT = kit.CHEAT_ASSIGNMENT
 ROUND_TRIP = {"alice": None, "bob": kit.WRONG[EXCHANGE_ASSIGNMENT]}  # student -> answer overrides
 # which course copy grades what (A also runs the exchange round trip)
-CHEATS_A = ["hardcoded", "always-equal", "patched-allclose", "patched-builtins", "infinite-loop"]
+CHEATS_A = ["hardcoded", "always-equal", "patched-allclose", "patched-builtins", "infinite-loop", "sabotaged-tests"]
 CHEATS_B = ["edited-tests", "deleted-tests", "retyped-tests", "swallowed-errors", "stubborn-loop", "os-exit"]
 ASSIGNMENTS_A = ["ex1_latent_models", "ex2_elbo", "ex3_gaussian_kl"]
 INVERT_ASSIGNMENT = "ex1_latent_models"  # `nbgrader validate --invert` on its blank release

@@ -20,7 +20,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 AUTOGRADER = Path(__file__).resolve().parents[1] / "autograder"
 sys.path.insert(0, str(AUTOGRADER))
-from vaecourse_grader import ResilientExecute  # noqa: E402
+from vaecourse_grader import ResilientExecute, _statements  # noqa: E402
 from vaecourse_sandbox import SandboxedKernelManager  # noqa: E402
 from vaecourse_submissions import GRADED_AS, RenamedNotebooks, SubmissionExporter, match_notebooks  # noqa: E402
 
@@ -276,6 +276,47 @@ def _graded(source, gid):
     cell = nbformat.v4.new_code_cell(source)
     cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "points": 1, "grade_id": gid}
     return cell
+
+
+@pytest.mark.parametrize(
+    "source, pieces",
+    [
+        (
+            "# first\nimport math\n\nx = 1; y = 2\n@staticmethod\ndef f():\n    return (\n        x)\nf()\n",
+            ["# first\nimport math\n\n", "x = 1; y = 2\n", "@staticmethod\ndef f():\n    return (\n        x)\n"]
+            + ["f()\n"],
+        ),
+        ("x = 1\nif x:\n    y = 2\nelse:\n    y = 3\n# end", ["x = 1\n", "if x:\n    y = 2\nelse:\n    y = 3\n# end"]),
+        ("assert x, (\n    'why')", ["assert x, (\n    'why')"]),  # one statement: the cell as it is
+        ("%time x = 1\ny = 2", ["%time x = 1\ny = 2"]),  # a magic: not plain Python, kept whole
+        ("x = 1\ny = (", ["x = 1\ny = ("]),  # a syntax error: the kernel reports it
+    ],
+    ids=["comments, same line, decorator, multi-line", "compound statement", "one statement", "magic", "syntax error"],
+)
+def test_a_test_cell_is_split_into_its_top_level_statements(source, pieces):
+    got = _statements(source)
+    assert [p[: -len("pass\n")] for p in got[:-1]] + got[-1:] == pieces
+    assert all(p.endswith("pass\n") for p in got[:-1])  # only the last piece can show a value
+    assert "".join(pieces) == source
+
+
+def test_a_test_cell_run_statement_by_statement_reads_as_one_cell():
+    """Outputs in order, the last expression shown, nothing after the first failure, one time limit
+    for the whole cell (each statement is within it, their sum is not)."""
+    nb = _notebook()
+    shown = "print('one')\nx = 2\nx * 10\nx * 21"
+    failing = "print('two')\nassert x == 3, 'x is 2'\nprint('never')"
+    slow = "import time\nfor _ in range(2):\n    time.sleep(0.3)\ntime.sleep(0.3)\ntime.sleep(0.3)\nprint('late')"
+    nb.cells = [_graded(shown, "t1"), _graded(failing, "t2"), _graded(slow, "t3"), _graded("print('next')", "t4")]
+    nb, _ = ResilientExecute(timeout=1).preprocess(nb, {"metadata": {"path": "."}})
+    what = lambda o: o.get("text") or o.get("data", {}).get("text/plain") or o.get("ename")  # noqa: E731
+    out = [[(o["output_type"], what(o)) for o in c.outputs] for c in nb.cells]
+    assert out[0] == [("stream", "one\n"), ("execute_result", "42")]
+    assert out[1] == [("stream", "two\n"), ("error", "AssertionError")]
+    assert out[2][-1] == ("error", "CellTimeoutError") and ("stream", "late\n") not in out[2]
+    assert out[3] == [("stream", "next\n")]
+    assert [c.source for c in nb.cells] == [shown, failing, slow, "print('next')"]
+    assert nb.cells[0].execution_count < nb.cells[1].execution_count
 
 
 WRAP = (  # wraps in try/except only the cells that call gaussian_kl (the tests), after removing the grader's hooks
