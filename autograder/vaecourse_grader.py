@@ -80,7 +80,7 @@ def _statements(source):
     Every source but the last ends in ``pass``, so only the last expression is shown, as in the cell."""
     try:
         body = ast.parse(source).body
-    except (SyntaxError, ValueError):
+    except Exception:  # SyntaxError, or anything else the parser raises: run as one cell
         return [source]
     starts, end = [], 0
     for node in body:
@@ -234,7 +234,8 @@ class ResilientExecute(Execute):
       time (``_statements``): a student function called in a test's visible part cannot change
       what its hidden part uses.
     * A failed test cannot be hidden: an error reply with no error output gets one, and after each
-      test cell a probe that must fail has to report an error (see ``_probe``).
+      test cell a probe that must fail has to report an error (see ``_probe``); if it reports that
+      the guard was taken out (``GuardBroken``), the test cell fails too.
     * Limits (``Sandbox`` in ``vaecourse_sandbox.py``): a cell that fails on one of the sandbox's
       limits gets a ``LimitReached`` error naming it ("memory limit 4 GiB reached"); output past
       ``Sandbox.output_limit`` (per cell) or ``Sandbox.notebook_output_limit`` is dropped and
@@ -254,7 +255,8 @@ class ResilientExecute(Execute):
         self._output_left, self._output_dropped = self._limits.notebook_output_bytes, None
         self._cell_output_left = self._limits.output_bytes
         tests = [c for c in nb.cells if c.cell_type == "code" and utils.is_grade(c)]
-        sources = [s for c in tests for s in (_statements(c.source) if _is_test(c) else [c.source])]
+        self._pieces = {c.source: _statements(c.source) for c in tests if _is_test(c)}  # split once
+        sources = [s for c in tests for s in self._pieces.get(c.source, [c.source])]
         self._tests = sorted({hashlib.sha256(s.encode()).hexdigest() for s in sources})
         for attempt in range(1, self.startup_attempts + 1):
             self._stopped, self._timeouts, self._started, self._guarded = None, 0, False, False
@@ -325,7 +327,7 @@ class ResilientExecute(Execute):
     def _run_statements(self, cell, index):
         """Run a test cell as its statements (``_statements``), stopping at the first that fails;
         the cell gets their outputs in order and the time limit is for all of them together."""
-        pieces = _statements(cell.source)
+        pieces = getattr(self, "_pieces", {}).get(cell.source) or [cell.source]
         if len(pieces) == 1:
             return self.execute_cell(cell, index, store_history=True)
         limit, start, outputs = self.timeout, time.monotonic(), []
@@ -434,7 +436,16 @@ class ResilientExecute(Execute):
             probe, status = self._run_quietly(source, index)
         except (DeadKernelError, CellTimeoutError):
             probe, status = None, None
-        if status == "error" or any(o.get("output_type") == "error" for o in getattr(probe, "outputs", [])):
+        errors = [o for o in getattr(probe, "outputs", []) if o.get("output_type") == "error"]
+        broken = [o.get("evalue", "") for o in errors if o.get("ename") == "GuardBroken"]
+        if broken:  # taken out while this test ran
+            reason = "the notebook took the grading guard out"
+            if any(o.get("ename") == "GuardBroken" for o in cell.get("outputs", [])):
+                self._stopped = reason  # the cell already says so
+            else:
+                self._stop(cell, "GuardBroken", broken[0], reason)
+            return
+        if status == "error" or errors:
             return
         self._stop(
             cell,

@@ -542,6 +542,15 @@ def cheat_sabotaged_tests(nb):
     return nb
 
 
+def cheat_unhooked(nb):
+    """The sabotage above, with the grading guard's IPython callbacks removed first (its source is
+    public: it says that IPython calls it before and after each cell)."""
+    nb = cheat_sabotaged_tests(nb)
+    c = cell(nb, "gaussian_kl")
+    c.source += "\n\nfor _callbacks in get_ipython().events.callbacks.values():\n    _callbacks.clear()\n_sabotage()"
+    return nb
+
+
 # Honest work in a mangled notebook: the grader must restore the tests and give full marks.
 
 
@@ -583,6 +592,7 @@ CHEATS = {
     "stubborn-loop": cheat_stubborn_loop,
     "os-exit": cheat_kernel_exit,
     "sabotaged-tests": cheat_sabotaged_tests,
+    "unhooked": cheat_unhooked,
 }
 CHEAT_ASSIGNMENT = "ex3_gaussian_kl"
 

@@ -47,6 +47,7 @@ ROUND_TRIP = {"alice": None, "bob": kit.WRONG[EXCHANGE_ASSIGNMENT]}  # student -
 # which course copy grades what (A also runs the exchange round trip)
 CHEATS_A = ["hardcoded", "always-equal", "patched-allclose", "patched-builtins", "infinite-loop", "sabotaged-tests"]
 CHEATS_B = ["edited-tests", "deleted-tests", "retyped-tests", "swallowed-errors", "stubborn-loop", "os-exit"]
+CHEATS_B += ["unhooked"]
 ASSIGNMENTS_A = ["ex1_latent_models", "ex2_elbo", "ex3_gaussian_kl"]
 INVERT_ASSIGNMENT = "ex1_latent_models"  # `nbgrader validate --invert` on its blank release
 UNREADABLE_ASSIGNMENT = "ex6_iwae"  # course B gets the first half of its release file as a submission

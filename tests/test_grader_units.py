@@ -225,51 +225,158 @@ def test_a_renamed_file_that_is_no_notebook_gets_both_notes(tmp_path):
     assert "The file `ex-Copy1.ipynb` that was handed in" in why and "not valid JSON" in why
 
 
+GUARDED = """
+import builtins, hashlib, sys
+
+import torch
+from IPython.core.interactiveshell import InteractiveShell
+
+import vaecourse as vc
+
+shell = InteractiveShell.instance()
+run = lambda source: shell.run_cell(source, store_history=True)
+
+
+def install(*tests):
+    ns = {"__builtins__": dict(vars(builtins)), "__name__": "vaecourse_guard"}
+    exec(compile(open(GUARD).read(), "vaecourse_guard.py", "exec"), ns)
+    ns["install"]({hashlib.sha256(t.encode()).hexdigest() for t in tests})
+"""
+
+
+def _guarded(script):
+    """Run ``script`` after GUARDED in a fresh Python process: the audit hook the guard adds cannot be
+    removed, so it is never installed in this one."""
+    import subprocess
+
+    source = f"GUARD = {str(AUTOGRADER / 'vaecourse_guard.py')!r}\n" + GUARDED + script + "\nprint('DONE')\n"
+    done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.endswith("DONE\n"), done.stdout[-3000:] + done.stderr[-3000:]
+
+
 def test_guard_puts_back_what_a_submission_replaced_before_each_test_cell():
     """vaecourse_guard.py, as ResilientExecute installs it: a rebound builtin, torch function or
     vaecourse function and a notebook global named like a builtin are undone for a test cell only."""
-    import builtins
-    import hashlib
+    _guarded(
+        r"""
+test = "seen = abs(-2), all([0]), len('ab'), torch.allclose(torch.zeros(1), torch.ones(1)), vc.gaussian_kl.__name__"
+install(test)
+real = builtins.abs, torch.allclose, vc.gaussian_kl
+cheat = (
+    "import builtins, types, torch, vaecourse as vc\n"
+    "builtins.abs = lambda x: 0\ntorch.allclose = lambda *a, **k: True\nvc.gaussian_kl = lambda *a: 0\n"
+    "all = lambda x: True\nmy_torch = torch\ntorch = types.SimpleNamespace(allclose=lambda *a: True)\n"
+    "__builtins__ = dict(vars(builtins), len=lambda x: 0)\n"
+    "wrap = lambda lines: ['try:\\n', *['    ' + line for line in lines], '\\nexcept BaseException: pass\\n']\n"
+    "get_ipython().input_transformers_post.append(wrap)\n"
+    "get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)"
+)
+assert run(cheat).success
+assert shell.input_transformers_post == [] and shell.custom_exceptions == ()  # gone after that cell
+assert run("assert False").error_in_exec.__class__ is AssertionError
+run("before = (abs(-2), all([0]), len('ab'))")
+assert shell.user_ns["before"] == (0, True, 0)  # a notebook cell: the submission's own names
+assert run(test).success
+assert shell.user_ns["seen"] == (2, False, 2, False, "gaussian_kl")  # the test cell: the real ones
+assert (builtins.abs, torch.allclose, vc.gaussian_kl) == real
+run("after = all([0]), torch")  # the notebook's globals are back
+assert shell.user_ns["after"][0] is True and shell.user_ns["after"][1] is not torch
+"""
+    )
 
-    import torch
-    from IPython.core.interactiveshell import InteractiveShell
 
-    import vaecourse as vc
+def test_guard_fails_a_test_statement_during_which_something_was_replaced():
+    """The answer a test calls rebinds a test helper, or adds an IPython callback that would undo
+    that before the guard looks: the statement fails with TestTampered; the next is restored."""
+    _guarded(
+        r"""
+import vaecourse.grading as vg
+tests = ["x = sneaky()", "y = vg.error(torch.ones(1), torch.zeros(1))", "z = sneakier()"]
+install(*tests)
+real = vg.error
+assert run(
+    "import torch, vaecourse.grading as vg\n"
+    "def sneaky():\n    vg.error = lambda *a, **k: 0.0\n    return 1\n"
+    "def sneakier():\n    get_ipython().events.callbacks['post_run_cell'].insert(0, lambda result: None)\n"
+).success
+failed = run(tests[0]).error_in_exec
+assert type(failed).__name__ == "TestTampered" and "vaecourse.grading.error" in str(failed), failed
+assert run(tests[1]).success and shell.user_ns["y"] == 1.0 and vg.error is real
+failed = run(tests[2]).error_in_exec
+assert type(failed).__name__ == "TestTampered" and "callbacks" in str(failed), failed
+assert run("w = 1").success  # the notebook's callback is gone again: cells run as before
+"""
+    )
 
-    shell = InteractiveShell.instance()
-    shell.reset()
-    test = "seen = abs(-2), all([0]), len('ab'), torch.allclose(torch.zeros(1), torch.ones(1)), vc.gaussian_kl.__name__"
-    ns = {"__builtins__": dict(vars(builtins)), "__name__": "vaecourse_guard"}
-    exec(compile((AUTOGRADER / "vaecourse_guard.py").read_text(), "vaecourse_guard.py", "exec"), ns)
-    real = builtins.abs, torch.allclose, vc.gaussian_kl
-    hooks = len(shell.events.callbacks["pre_run_cell"]), len(shell.events.callbacks["post_run_cell"])
-    try:
-        ns["install"]({hashlib.sha256(test.encode()).hexdigest()})
-        cheat = (
-            "import builtins, types, torch, vaecourse as vc\n"
-            "builtins.abs = lambda x: 0\ntorch.allclose = lambda *a, **k: True\nvc.gaussian_kl = lambda *a: 0\n"
-            "all = lambda x: True\nmy_torch = torch\ntorch = types.SimpleNamespace(allclose=lambda *a: True)\n"
-            "__builtins__ = dict(vars(builtins), len=lambda x: 0)\n"
-            "wrap = lambda lines: ['try:\\n', *['    ' + line for line in lines], '\\nexcept BaseException: pass\\n']\n"
-            "get_ipython().input_transformers_post.append(wrap)\n"
-            "get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)"
-        )
-        assert shell.run_cell(cheat, store_history=True).success
-        assert shell.input_transformers_post == [] and shell.custom_exceptions == ()  # gone after that cell
-        assert shell.run_cell("assert False", store_history=True).error_in_exec.__class__ is AssertionError
-        shell.run_cell("before = (abs(-2), all([0]), len('ab'))", store_history=True)
-        assert shell.user_ns["before"] == (0, True, 0)  # a notebook cell: the submission's own names
-        assert shell.run_cell(test, store_history=True).success
-        assert shell.user_ns["seen"] == (2, False, 2, False, "gaussian_kl")  # the test cell: the real ones
-        assert (builtins.abs, torch.allclose, vc.gaussian_kl) == real
-        shell.run_cell("after = all([0]), torch", store_history=True)  # the notebook's globals are back
-        assert shell.user_ns["after"][0] is True and shell.user_ns["after"][1] is not torch
-    finally:
-        builtins.abs, torch.allclose, vc.gaussian_kl = real
-        shell.user_ns["__builtins__"] = builtins  # reset() keeps the notebook's own
-        for event, n in zip(("pre_run_cell", "post_run_cell"), hooks):
-            del shell.events.callbacks[event][n:]
-        shell.reset()
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "for callbacks in get_ipython().events.callbacks.values():\n    callbacks.clear()",
+        "get_ipython().events.callbacks['pre_run_cell'][:] = []",
+        "e = get_ipython().events\nget_ipython().events = type(e)(get_ipython(), list(e.callbacks))",
+        "p = get_ipython().events.callbacks['pre_run_cell'][-1]\np.__setstate__((print, ('x',), {}, None))",
+        "from IPython.core.events import EventManager\nEventManager.trigger = lambda self, *a, **k: None",
+    ],
+    ids=["callbacks cleared", "pre_run_cell emptied", "events replaced", "callback re-bound", "trigger replaced"],
+)
+def test_a_notebook_that_takes_the_guard_out_runs_no_further_cell(attack):
+    """Whatever takes the guard out of how IPython runs cells, the next cell, test or not, fails
+    with GuardBroken (checked by the audit hook as the cell's code starts)."""
+    _guarded(
+        f"""
+install("x = 1")
+assert run({attack!r}).success
+for source in ("x = 1", "y = 2"):
+    failed = run(source).error_in_exec
+    assert type(failed).__name__ == "GuardBroken", (source, failed)
+"""
+    )
+
+
+def test_the_guard_cannot_be_reached_from_the_notebook():
+    """No trace, profile or audit hook can be added and no object found through gc; a frame of the
+    guard's code, reached from an error it raised, is empty; nothing in install's closures looks up a
+    global or builtin name (so editing the guard's namespace changes nothing)."""
+    import dis
+    import types
+
+    code = compile((AUTOGRADER / "vaecourse_guard.py").read_text(), "vaecourse_guard.py", "exec")
+    (install,) = [c for c in code.co_consts if type(c) is types.CodeType and c.co_name == "install"]
+    todo, lookups = [c for c in install.co_consts if type(c) is types.CodeType], []
+    while todo:
+        inner = todo.pop()
+        todo += [c for c in inner.co_consts if type(c) is types.CodeType]
+        names = [i for i in dis.get_instructions(inner) if "GLOBAL" in i.opname or i.opname == "LOAD_NAME"]
+        lookups += [(inner.co_name, i.argval) for i in names]
+    assert lookups == [], lookups
+    _guarded(
+        r"""
+install("x = 1")
+attack = (
+    "import gc, sys\n"
+    "refused = []\n"
+    "for f in (lambda: sys.settrace(None), lambda: sys.setprofile(None), lambda: sys.addaudithook(print),\n"
+    "          gc.get_objects, lambda: gc.get_referrers(sys), lambda: gc.get_referents(sys), sys._current_frames):\n"
+    "    try:\n"
+    "        f()\n"
+    "    except RuntimeError as err:\n"
+    "        refused.append(err)\n"
+    "tb = refused[0].__traceback__\n"
+    "while tb.tb_next:\n"
+    "    tb = tb.tb_next\n"
+    "leaked = tb.tb_frame.f_code.co_name, dict(tb.tb_frame.f_locals)\n"
+    "seen = []\n"
+    "sys.addaudithook(lambda event, args: seen.append(event))\n"
+    "open('/dev/null').close()\n"
+)
+assert run(attack).success
+assert len(shell.user_ns["refused"]) == 6, shell.user_ns["refused"]  # addaudithook: refused silently
+assert shell.user_ns["leaked"] == ("hook", {}), shell.user_ns["leaked"]
+assert shell.user_ns["seen"] == []  # the notebook's audit hook was never added
+assert run("x = 1").success  # grading goes on
+"""
+    )
 
 
 def _graded(source, gid):
@@ -335,7 +442,7 @@ SWALLOW = "get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs
     "first, want",
     [
         (SWALLOW, ["AssertionError", "AssertionError"]),  # errors not shown: taken from the kernel's reply
-        (WRAP, ["ErrorsHidden", "NotRun"]),  # cells that cannot fail: the probe after the first test
+        (WRAP, ["GuardBroken", "NotRun"]),  # the guard's callbacks cleared: no cell runs from then on
     ],
     ids=["set_custom_exc", "transformer wrapping the tests in try, grader hooks cleared"],
 )
@@ -352,40 +459,25 @@ def test_a_notebook_cannot_hide_a_failing_test(first, want):
 def test_guard_puts_back_the_test_helpers_whole():
     """vaecourse.grading as the guard restores it before a test cell: its functions' code and defaults,
     its constants, and no name a notebook added."""
-    import builtins
-    import hashlib
-
-    from IPython.core.interactiveshell import InteractiveShell
-
-    import vaecourse.grading as vg
-
-    shell = InteractiveShell.instance()
-    shell.reset()
-    test = "import vaecourse.grading as vg\nseen = vg.error(vg.torch.ones(1), vg.torch.zeros(1)), vg.BANNED_MODULES"
-    ns = {"__builtins__": dict(vars(builtins)), "__name__": "vaecourse_guard"}
-    exec(compile((AUTOGRADER / "vaecourse_guard.py").read_text(), "vaecourse_guard.py", "exec"), ns)
-    real = vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__
-    hooks = len(shell.events.callbacks["pre_run_cell"]), len(shell.events.callbacks["post_run_cell"])
-    try:
-        ns["install"]({hashlib.sha256(test.encode()).hexdigest()})
-        cheat = (
-            "import vaecourse.grading as vg\n"
-            "vg.error.__code__ = (lambda actual, expected, *, rel=True: 0.0).__code__\n"
-            "vg.BANNED_MODULES = ()\nvg.assert_close.__defaults__ = (1e9,)\nvg.planted = 1"
-        )
-        assert shell.run_cell(cheat, store_history=True).success
-        assert vg.error(vg.torch.ones(1), vg.torch.zeros(1)) == 0.0  # the notebook's own cells see the change
-        assert shell.run_cell(test, store_history=True).success
-        assert shell.user_ns["seen"] == (1.0, ("vaecourse", "torch.distributions"))  # the test cell: the real ones
-        assert (vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__) == real
-        assert not hasattr(vg, "planted")
-    finally:
-        vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__ = real
-        vars(vg).pop("planted", None)
-        shell.user_ns["__builtins__"] = builtins
-        for event, n in zip(("pre_run_cell", "post_run_cell"), hooks):
-            del shell.events.callbacks[event][n:]
-        shell.reset()
+    _guarded(
+        r"""
+import vaecourse.grading as vg
+test = "import vaecourse.grading as vg\nseen = vg.error(vg.torch.ones(1), vg.torch.zeros(1)), vg.BANNED_MODULES"
+install(test)
+real = vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__
+cheat = (
+    "import vaecourse.grading as vg\n"
+    "vg.error.__code__ = (lambda actual, expected, *, rel=True: 0.0).__code__\n"
+    "vg.BANNED_MODULES = ()\nvg.assert_close.__defaults__ = (1e9,)\nvg.planted = 1"
+)
+assert run(cheat).success
+assert vg.error(vg.torch.ones(1), vg.torch.zeros(1)) == 0.0  # the notebook's own cells see the change
+assert run(test).success
+assert shell.user_ns["seen"] == (1.0, ("vaecourse", "torch.distributions"))  # the test cell: the real ones
+assert (vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__) == real
+assert not hasattr(vg, "planted")
+"""
+    )
 
 
 # ----------------------------------------------------------------------------- vaecourse.grading
