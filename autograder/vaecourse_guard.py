@@ -27,9 +27,10 @@ The guard cannot be taken out from the notebook:
   callbacks IPython calls are ``sys.audit`` bound to the guard's event names, so IPython's lists
   hold nothing of the guard to edit, and everything it keeps lives in ``install``'s closures, which
   look up no global or builtin name;
-* as each cell's code starts (its ``exec`` event) the hook checks that IPython still calls those
-  callbacks, as it did; if not, that cell and every later one fail with ``GuardBroken``, and the
-  grader fails the test cell during which it happened (``ResilientExecute._probe``);
+* before any code runs (each ``exec`` event: a cell's, a module's) the hook checks that IPython
+  still calls those callbacks, as it did, and that the last test statement reached the check
+  after it; if not, that cell and every later one fail with ``GuardBroken``, and the grader fails
+  the test cell during which it happened (``ResilientExecute._probe``);
 * it refuses ``sys.settrace``, ``sys.setprofile``, ``sys.addaudithook`` (code run between a test's
   lines or as it starts), ``gc.get_objects``/``get_referrers``/``get_referents`` and
   ``sys._current_frames`` (ways to find its objects), and frame reads while it runs; a frame of its
@@ -217,6 +218,7 @@ def install(test_hashes):
     custom = shell.custom_exceptions, shell.CustomTB
     kernel = getattr(shell, "kernel", None)
     owners = [shell] + ([kernel] if kernel is not None else [])
+    owner_attributes = [(o, dict(vars(o))) for o in owners]
     owner_classes = [c for o in owners for c in type(o).mro()]
     methods = [(c, {k: v for k, v in vars(c).items() if isinstance(v, FunctionType)}) for c in owner_classes]
 
@@ -226,8 +228,6 @@ def install(test_hashes):
     trigger = vars(type(events)).get("trigger")
     pre, post = partial(audit, pre_event), partial(audit, post_event)
     pre_list, post_list = callbacks["pre_run_cell"], callbacks["post_run_cell"]
-    name = shell.compile.get_code_name("pass", "pass", 0)  # how IPython names a cell's code
-    cell_prefix = "<ipython-input-" if name.startswith("<ipython-input-") else name.rsplit("/", 1)[0] + "/"
     own_codes = set()
     state = {"busy": False, "broken": None, "reading": None, "stash": {}, "lists": None}
 
@@ -247,9 +247,12 @@ def install(test_hashes):
                     setattr(cls, k, v)
             for k in [k for k, v in vars(cls).items() if k not in functions and from_notebook(v)]:
                 delattr(cls, k)
-        for owner in owners:
+        for owner, attributes in owner_attributes:
             for k in [k for k, v in vars(owner).items() if from_notebook(v)]:
-                delattr(owner, k)
+                if k in attributes:  # the shell's own compiler (say), replaced: put back
+                    setattr(owner, k, attributes[k])
+                else:
+                    delattr(owner, k)
         for event_callbacks in callbacks.values():
             event_callbacks[:] = [f for f in event_callbacks if not from_notebook(f)]
 
@@ -292,6 +295,8 @@ def install(test_hashes):
 
     def before(info):
         """Ahead of a test statement: put back what the tests rely on, hide the notebook's look-alikes."""
+        if state["lists"] is not None:  # the last test statement never reached ``after``
+            state["broken"] = "the grading guard was not called after a test"
         state["lists"] = None
         if not is_test(info):
             return
@@ -374,13 +379,11 @@ def install(test_hashes):
             return
         if event in refused or (event == "sys._getframe" and state["busy"]):
             raise RuntimeError(f"{event} is not available while a notebook is graded")
-        if event == "exec":
-            code = args[0]
-            if type(code) is CodeType and type(code.co_filename) is str and code.co_filename.startswith(cell_prefix):
-                if state["broken"] is None and not registered():
-                    state["broken"] = "the notebook took the grading guard out of how cells run"
-                if state["broken"] is not None:
-                    raise Broken(state["broken"] + ": this cell and the rest of the notebook are not run")
+        if event == "exec":  # a cell's code (or any other) is about to run
+            if state["broken"] is None and not registered():
+                state["broken"] = "the notebook took the grading guard out of how cells run"
+            if state["broken"] is not None:
+                raise Broken(state["broken"] + ": this cell and the rest of the notebook are not run")
             return
         if event not in (pre_event, post_event) or state["busy"] or len(args) != 1:
             return

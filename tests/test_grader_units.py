@@ -317,8 +317,20 @@ assert run("w = 1").success  # the notebook's callback is gone again: cells run 
         "e = get_ipython().events\nget_ipython().events = type(e)(get_ipython(), list(e.callbacks))",
         "p = get_ipython().events.callbacks['pre_run_cell'][-1]\np.__setstate__((print, ('x',), {}, None))",
         "from IPython.core.events import EventManager\nEventManager.trigger = lambda self, *a, **k: None",
+        "class Names(type(get_ipython().compile)):\n"
+        "    def get_code_name(self, raw_code, code, number):\n"
+        "        return '<elsewhere>'\n"
+        "get_ipython().compile = Names()\n"
+        "get_ipython().events.callbacks['post_run_cell'].clear()",
     ],
-    ids=["callbacks cleared", "pre_run_cell emptied", "events replaced", "callback re-bound", "trigger replaced"],
+    ids=[
+        "callbacks cleared",
+        "pre_run_cell emptied",
+        "events replaced",
+        "callback re-bound",
+        "trigger replaced",
+        "cells renamed, post_run_cell emptied",
+    ],
 )
 def test_a_notebook_that_takes_the_guard_out_runs_no_further_cell(attack):
     """Whatever takes the guard out of how IPython runs cells, the next cell, test or not, fails
@@ -330,6 +342,27 @@ assert run({attack!r}).success
 for source in ("x = 1", "y = 2"):
     failed = run(source).error_in_exec
     assert type(failed).__name__ == "GuardBroken", (source, failed)
+"""
+    )
+
+
+def test_a_test_statement_that_skips_the_guard_after_it_stops_the_notebook():
+    """The answer a test calls swaps IPython's post-cell callbacks for one that only puts them back:
+    the guard's check after that statement never runs, so the next cell fails with GuardBroken."""
+    _guarded(
+        r"""
+install("v = sneakiest()")
+assert run(
+    "def sneakiest():\n"
+    "    callbacks = get_ipython().events.callbacks['post_run_cell']\n"
+    "    ours = callbacks[:]\n"
+    "    def put_back(result):\n"
+    "        callbacks[:] = ours\n"
+    "    callbacks[:] = [put_back]\n"
+).success
+assert run("v = sneakiest()").success  # its own check was skipped ...
+failed = run("w = 1").error_in_exec  # ... and the guard sees that before the next cell runs
+assert type(failed).__name__ == "GuardBroken" and "not called after a test" in str(failed), failed
 """
     )
 
