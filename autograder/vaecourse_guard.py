@@ -267,7 +267,7 @@ def install(test_hashes):
             for p, e in ((pre, pre_event), (post, post_event))
         )
 
-    def changed(with_globals=True):
+    def changed():
         """What the tests rely on that no longer holds its saved value (empty when untouched)."""
         names = []
         for name, (module, entries) in saved.items():
@@ -281,11 +281,12 @@ def install(test_hashes):
         for cls, entries in saved_classes:
             current, where = vars(cls), f"{cls.__module__}.{cls.__qualname__}"
             names += [f"{where}.{k}" for k, v in entries.items() if current.get(k, absent) is not v]
-        if with_globals:
-            ns = shell.user_ns
-            names += [f"the global {k}" for k in shadowed if k in ns]
-            names += [f"the global {k}" for k, module in aliases.items() if ns.get(k, module) is not module]
-            if state["lists"] is not None and [list(x) for x in state["lists"][0]] != state["lists"][1]:
+        ns = shell.user_ns
+        names += [f"the global {k}" for k in shadowed if k in ns]
+        names += [f"the global {k}" for k, module in aliases.items() if ns.get(k, module) is not module]
+        if state["lists"] is not None:  # compared by identity: a look-alike callback is a change
+            watched, copies = state["lists"]
+            if any(len(a) != len(b) or not all_true(x is y for x, y in zip(a, b)) for a, b in zip(watched, copies)):
                 names.append("IPython's cell callbacks")
         return sorted(set(names) - trapped)
 

@@ -551,6 +551,19 @@ def cheat_unhooked(nb):
     return nb
 
 
+def cheat_patching_thread(nb):
+    """A background thread that disarms the test helpers every millisecond, so that they are
+    disarmed again moments after the guard has put them back; the answers pass the visible asserts."""
+    nb = cheat_sabotaged_tests(nb)
+    c = cell(nb, "gaussian_kl")
+    c.source = c.source.replace("\n    _sabotage()\n", "\n", 1) + (
+        "\n\nimport threading, time\n\n\ndef _keep_sabotaging():\n    while True:\n"
+        "        _sabotage()\n        time.sleep(0.001)\n\n\n"
+        "threading.Thread(target=_keep_sabotaging, daemon=True).start()"
+    )
+    return nb
+
+
 # Honest work in a mangled notebook: the grader must restore the tests and give full marks.
 
 
@@ -593,6 +606,7 @@ CHEATS = {
     "os-exit": cheat_kernel_exit,
     "sabotaged-tests": cheat_sabotaged_tests,
     "unhooked": cheat_unhooked,
+    "patching-thread": cheat_patching_thread,
 }
 CHEAT_ASSIGNMENT = "ex3_gaussian_kl"
 

@@ -46,6 +46,7 @@ EXCHANGE_ASSIGNMENT = kit.CHEAT_ASSIGNMENT
 ROUND_TRIP = {"alice": None, "bob": kit.WRONG[EXCHANGE_ASSIGNMENT]}  # student -> answer overrides
 # which course copy grades what (A also runs the exchange round trip)
 CHEATS_A = ["hardcoded", "always-equal", "patched-allclose", "patched-builtins", "infinite-loop", "sabotaged-tests"]
+CHEATS_A += ["patching-thread"]
 CHEATS_B = ["edited-tests", "deleted-tests", "retyped-tests", "swallowed-errors", "stubborn-loop", "os-exit"]
 CHEATS_B += ["unhooked"]
 ASSIGNMENTS_A = ["ex1_latent_models", "ex2_elbo", "ex3_gaussian_kl"]
