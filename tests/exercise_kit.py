@@ -303,6 +303,13 @@ DELEGATED = {
     "ex5_posterior_collapse": {
         "linear_warmup": "def linear_warmup(warmup):\n    return vc.LinearSchedule(warmup)",
         "free_bits_kl": "def free_bits_kl(kl_per_dim, free_bits):\n    return vc.free_bits_kl(kl_per_dim, free_bits)",
+        "ppca_rate": (  # each used direction's KL from the package's Gaussian KL
+            "def ppca_rate(eigenvalues, obs_var, z_dim):\n"
+            "    lam = eigenvalues.double().sort(descending=True).values[:z_dim]\n"
+            "    used = lam[lam > obs_var]\n"
+            "    kl = vc.gaussian_kl(torch.sqrt(1 - obs_var / used), torch.log(obs_var / used))\n"
+            "    return len(used), float(kl)"
+        ),
     },
     "ex6_iwae": {
         "iwae_bound": "def iwae_bound(log_w):\n    return vc.iwae_bound(log_w)",
