@@ -48,6 +48,7 @@ import functools
 import gc
 import hashlib
 import importlib
+import importlib.util
 import sys
 import types
 
@@ -188,6 +189,25 @@ def install(test_hashes):
     def among(x, items):
         return any(x is y for y in items)
 
+    def from_ipython(f):
+        """A callback of IPython, ipykernel or matplotlib's inline backend (by where its code lives)."""
+        code = getattr(getattr(f, "__func__", f), "__code__", None)
+        return type(code) is CodeType and type(code.co_filename) is str and code.co_filename.startswith(trusted)
+
+    def inside_a_cell():
+        """Whether the code of the running test statement is on this thread's stack: then an event
+        that claims the statement has ended was raised by the statement itself."""
+        state["reading"] = get_ident()
+        try:
+            frame, codes = getframe(0), state["codes"]
+            while frame is not None:
+                if among(frame.f_code, codes):
+                    return True
+                frame = frame.f_back
+            return False
+        finally:
+            state["reading"] = None
+
     mods = {}
     for name in MODULES:
         try:
@@ -229,7 +249,12 @@ def install(test_hashes):
     pre, post = partial(audit, pre_event), partial(audit, post_event)
     pre_list, post_list = callbacks["pre_run_cell"], callbacks["post_run_cell"]
     own_codes = set()
-    state = {"busy": False, "broken": None, "reading": None, "stash": {}, "lists": None}
+    state = {"busy": False, "broken": None, "reading": None, "stash": {}, "lists": None, "codes": []}
+    main_thread, getframe = get_ident(), sys._getframe
+    # where IPython's own callbacks come from (one may register while a test runs: matplotlib's)
+    find_spec = importlib.util.find_spec
+    specs = [find_spec(n) for n in ("IPython", "ipykernel", "matplotlib_inline")]
+    trusted = tuple(spec.origin.rsplit("/", 1)[0] + "/" for spec in specs if spec is not None and spec.origin)
 
     def reset_shell():
         """Undo a notebook's changes to how IPython runs cells and reports errors: input and AST
@@ -285,9 +310,12 @@ def install(test_hashes):
         names += [f"the global {k}" for k in shadowed if k in ns]
         names += [f"the global {k}" for k, module in aliases.items() if ns.get(k, module) is not module]
         if state["lists"] is not None:  # compared by identity: a look-alike callback is a change
-            watched, copies = state["lists"]
-            if any(len(a) != len(b) or not all_true(x is y for x, y in zip(a, b)) for a, b in zip(watched, copies)):
-                names.append("IPython's cell callbacks")
+            for now, then in state["lists"]:
+                removed = [f for f in then if not among(f, now)]
+                added = [f for f in now if not among(f, then) and not from_ipython(f)]
+                if removed or added:
+                    names.append("IPython's event callbacks")
+                    break
         return sorted(set(names) - trapped)
 
     def is_test(info):
@@ -342,8 +370,8 @@ def install(test_hashes):
             if ns.get(k, module) is not module:
                 stash[k] = ns[k]
                 ns[k] = module
-        watched = (pre_list, post_list)
-        state["lists"] = watched, [list(x) for x in watched]
+        state["lists"] = [(x, list(x)) for x in callbacks.values()]
+        state["codes"] = []
 
     def after(result):
         """After any cell: a test statement during which something was replaced fails; the notebook's
@@ -381,13 +409,17 @@ def install(test_hashes):
         if event in refused or (event == "sys._getframe" and state["busy"]):
             raise RuntimeError(f"{event} is not available while a notebook is graded")
         if event == "exec":  # a cell's code (or any other) is about to run
+            if state["lists"] is not None and type(args[0]) is CodeType:
+                state["codes"].append(args[0])
             if state["broken"] is None and not registered():
                 state["broken"] = "the notebook took the grading guard out of how cells run"
             if state["broken"] is not None:
                 raise Broken(state["broken"] + ": this cell and the rest of the notebook are not run")
             return
-        if event not in (pre_event, post_event) or state["busy"] or len(args) != 1:
+        if event not in (pre_event, post_event) or state["busy"] or len(args) != 1 or get_ident() != main_thread:
             return
+        if event == post_event and state["lists"] is not None and inside_a_cell():
+            return  # raised by the test statement itself, not by IPython after it: the real one follows
         target, kind = args[0], (Info if event == pre_event else Result)
         if type(target) is not kind or (kind is Result and type(target.info) is not Info):
             return

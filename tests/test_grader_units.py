@@ -309,6 +309,34 @@ assert run("w = 1").success  # the notebook's callback is gone again: cells run 
     )
 
 
+def test_guard_is_not_fooled_by_a_test_that_claims_to_have_ended():
+    """The answer a test calls raises the guard's own after-cell event (with the real result), or
+    registers a post_execute callback that undoes its change before the guard looks: both fail."""
+    _guarded(
+        r"""
+import vaecourse.grading as vg
+tests = ["x = forger()", "y = sly()"]
+install(*tests)
+assert run(
+    "import sys, vaecourse.grading as vg\n"
+    "def forger():\n"
+    "    sys.audit('vaecourse.guard.post_run_cell', get_ipython().displayhook.exec_result)\n"
+    "    vg.error = lambda *a, **k: 0.0\n"
+    "    return 1\n"
+    "def sly():\n"
+    "    real = vg.error\n"
+    "    vg.error = lambda *a, **k: 0.0\n"
+    "    get_ipython().events.register('post_execute', lambda: setattr(vg, 'error', real))\n"
+    "    return 1\n"
+).success
+for test, why in zip(tests, ("vaecourse.grading.error", "event callbacks")):
+    failed = run(test).error_in_exec
+    assert type(failed).__name__ == "TestTampered" and why in str(failed), (test, failed)
+assert run("w = 1").success
+"""
+    )
+
+
 TAKE_OUT = {  # ways to take the guard out of how IPython runs cells
     "callbacks cleared": "for callbacks in get_ipython().events.callbacks.values():\n    callbacks.clear()",
     "pre_run_cell emptied": "get_ipython().events.callbacks['pre_run_cell'][:] = []",
