@@ -15,8 +15,10 @@ at a time). From then on, ahead of each test statement, the guard
   ...) and points ``torch``, ``math``, ``np``, ``vc`` at the real modules.
 
 After a test statement that succeeded it checks that all of this still holds its saved value and
-that no IPython callback was added: if the code the statement called (or a thread, a finalizer, a
-``gc`` callback) replaced something, the statement fails with ``TestTampered`` naming it. So a
+that no IPython callback was added or removed: if the code the statement called (or a thread, a
+finalizer, a ``gc`` callback) replaced something, the statement fails with ``TestTampered`` naming
+it. The after-cell event counts only from the thread that runs cells and once the statement's own
+code has left the stack, so a test cannot announce its own end. So a
 student function called in a test's visible part cannot disarm its hidden part. After every cell it
 removes what the notebook added to how IPython runs cells and reports errors (input and AST
 transformers, ``set_custom_exc``, event callbacks, replaced methods of the shell and the kernel).
@@ -120,6 +122,7 @@ def install(test_hashes):
         RuntimeError,
         TypeError,
         ValueError,
+        all,
         any,
         callable,
         delattr,
@@ -172,12 +175,9 @@ def install(test_hashes):
         """Whether f still carries what ``insides`` saved (compared by identity, as it is put back)."""
         code, defaults, kwdefaults, cells = inside
         now = f.__code__, f.__defaults__, f.__kwdefaults__
-        return all_true(a is b for a, b in zip(now, (code, defaults, kwdefaults))) and all_true(
+        return all(a is b for a, b in zip(now, (code, defaults, kwdefaults))) and all(
             contents(cell) is value for cell, value in cells
         )
-
-    def all_true(items):
-        return not any(not x for x in items)
 
     def from_notebook(obj):
         """A function, lambda, bound method or object whose code was written in the notebook."""
@@ -287,7 +287,7 @@ def install(test_hashes):
         ok = ok and vars(type(events)).get("trigger") is trigger and type(events).__mro__[1:] == (object,)
         ok = ok and callbacks.get("pre_run_cell") is pre_list and callbacks.get("post_run_cell") is post_list
         ok = ok and among(pre, pre_list) and among(post, post_list)
-        return ok and all_true(
+        return ok and all(
             p.func is audit and type(p.args) is tuple and len(p.args) == 1 and p.args[0] is e and not p.keywords
             for p, e in ((pre, pre_event), (post, post_event))
         )
