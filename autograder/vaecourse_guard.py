@@ -9,8 +9,8 @@ at a time). From then on, ahead of each test statement, the guard
   ``torch.distributions``, vaecourse (...) that the notebook rebound (``builtins.type = ...``,
   ``torch.allclose = ...``, ``vc.gaussian_kl = ...``), the code, defaults and closures of those
   functions (``f.__code__ = ...``), and the methods of ``torch.Tensor`` and of vaecourse's classes;
-* puts back the whole namespace of the tests' helper module ``vaecourse.grading`` (its constants
-  too, names a notebook added removed): every test cell uses it;
+* puts back the whole namespace of the tests' helper module ``vaecourse.grading`` and of ``math``
+  (their constants too, names a notebook added removed): every test cell uses them;
 * hides, for that statement only, notebook globals named like a builtin (``type``, ``abs``, ``all``,
   ...) and points ``torch``, ``math``, ``np``, ``vc`` at the real modules.
 
@@ -75,8 +75,9 @@ MODULES = (
     "vaecourse",
     "vaecourse.grading",
 )
-# modules whose whole namespace is put back (constants too): the tests' helpers keep no state
-WHOLE = ("vaecourse.grading",)
+# modules whose whole namespace is put back (constants too: a notebook's `math.inf = 0.0` would make
+# every "inf means wrong" check pass): the tests' helpers and math keep no state
+WHOLE = ("vaecourse.grading", "math")
 # notebook globals the tests rely on: a builtin's name is hidden, a module alias is set to the module
 SHADOWED = tuple(
     "type isinstance issubclass abs all any float int bool complex len getattr hasattr callable zip range "

@@ -571,6 +571,21 @@ def cheat_patching_thread(nb):
     return nb
 
 
+def cheat_math_inf(nb):
+    """``math.inf = 0.0`` in an answer cell: a comparison that returns infinity for a wrong answer
+    (NaN, wrong shape) would then pass it. The answer is right where the visible tests look
+    (log-variance 0 or the worked example) and NaN everywhere else."""
+    _answer(
+        nb,
+        "gaussian_kl",
+        "import math\nmath.inf = 0.0\n\n\ndef gaussian_kl(mu, logvar):\n"
+        "    if mu.shape == (2,) and float(mu[0]) == 2.0:\n        return torch.tensor(3.125)\n"
+        "    easy = (0.5 * mu * mu).sum(-1)\n"
+        "    return torch.where(logvar.abs().sum(-1) > 0, torch.full_like(easy, float('nan')), easy)",
+    )
+    return nb
+
+
 # Honest work in a mangled notebook: the grader must restore the tests and give full marks.
 
 
@@ -614,6 +629,7 @@ CHEATS = {
     "sabotaged-tests": cheat_sabotaged_tests,
     "unhooked": cheat_unhooked,
     "patching-thread": cheat_patching_thread,
+    "math-inf": cheat_math_inf,
 }
 CHEAT_ASSIGNMENT = "ex3_gaussian_kl"
 

@@ -531,18 +531,20 @@ def test_guard_puts_back_the_test_helpers_whole():
     _guarded(
         r"""
 import vaecourse.grading as vg
-test = "import vaecourse.grading as vg\nseen = vg.error(vg.torch.ones(1), vg.torch.zeros(1)), vg.BANNED_MODULES"
+test = "import math, vaecourse.grading as vg\n"
+test += "seen = vg.error(vg.torch.ones(1), vg.torch.zeros(1)), vg.BANNED_MODULES, math.inf"
 install(test)
 real = vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__
 cheat = (
     "import vaecourse.grading as vg\n"
     "vg.error.__code__ = (lambda actual, expected, *, rel=True: 0.0).__code__\n"
-    "vg.BANNED_MODULES = ()\nvg.assert_close.__defaults__ = (1e9,)\nvg.planted = 1"
+    "vg.BANNED_MODULES = ()\nvg.assert_close.__defaults__ = (1e9,)\nvg.planted = 1\n"
+    "import math\nmath.inf = 0.0"
 )
 assert run(cheat).success
 assert vg.error(vg.torch.ones(1), vg.torch.zeros(1)) == 0.0  # the notebook's own cells see the change
 assert run(test).success
-assert shell.user_ns["seen"] == (1.0, ("vaecourse", "torch.distributions"))  # the test cell: the real ones
+assert shell.user_ns["seen"] == (1.0, ("vaecourse", "torch.distributions"), float("inf"))  # the real ones
 assert (vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__) == real
 assert not hasattr(vg, "planted")
 """

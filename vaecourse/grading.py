@@ -77,6 +77,8 @@ __all__ = [
     "see",
 ]
 
+_INF = math.inf  # a constant of this module (put back with it), not math's attribute, which a notebook can rebind
+
 # number -> (notebook, title): where a failed test points the student
 CHAPTERS = (
     (1, "01_latent_variable_models", "Latent-variable models"),
@@ -140,13 +142,13 @@ def error(actual, expected, *, rel=True):
     is a real torch.Tensor with the shape and dtype of ``expected``."""
     _untampered()
     if type(actual) is not _Tensor or actual.shape != expected.shape or actual.dtype != expected.dtype:
-        return math.inf
+        return _INF
     if actual.numel() == 0:
         return 0.0
     ref = expected.detach().double()
     diff = (actual.detach().double() - ref).abs()
     worst = (diff / (ref.abs() + 1) if rel else diff).max().item()
-    return math.inf if worst != worst else worst  # NaN counts as wrong
+    return _INF if worst != worst else worst  # NaN counts as wrong
 
 
 def _show(t):
