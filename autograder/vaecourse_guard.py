@@ -156,21 +156,16 @@ def install(test_hashes):
         """What is put back: functions, classes and modules, not mutable module state."""
         return callable(value) or isinstance(value, ModuleType)
 
-    def insides(f):
-        """What a function object carries that a notebook could change in place."""
-        cells = []
-        for cell in f.__closure__ or ():
-            try:
-                cells.append((cell, cell.cell_contents))
-            except ValueError:  # an empty cell
-                pass
-        return f.__code__, f.__defaults__, f.__kwdefaults__, tuple(cells)
-
     def contents(cell):
         try:
             return cell.cell_contents
-        except ValueError:
+        except ValueError:  # an empty cell
             return absent
+
+    def insides(f):
+        """What a function object carries that a notebook could change in place."""
+        cells = tuple((cell, v) for cell in f.__closure__ or () for v in (contents(cell),) if v is not absent)
+        return f.__code__, f.__defaults__, f.__kwdefaults__, cells
 
     def same_insides(f, inside):
         """Whether f still carries what ``insides`` saved (compared by identity, as it is put back)."""

@@ -529,15 +529,21 @@ def _sabotage():
 """
 
 
+VISIBLE_KL = (  # ex3's visible KL tests: the worked example, and log-variance 0 where KL = |mu|^2 / 2
+    "    if mu.shape == (2,) and float(mu[0]) == 2.0:\n        return torch.tensor(3.125)\n"
+)
+
+
 def cheat_sabotaged_tests(nb):
     """Answers that pass the visible asserts and, each time they are called, disarm the helpers the
     hidden part of the same test cell goes on to use (``vaecourse.grading``, ``torch.allclose``)."""
     _answer(
         nb,
         "gaussian_kl",
-        SABOTAGE + "\n\ndef gaussian_kl(mu, logvar):\n    _sabotage()\n"
-        "    if mu.shape == (2,) and float(mu[0]) == 2.0:\n        return torch.tensor(3.125)\n"
-        "    return (0.5 * mu * mu).sum(-1)",
+        SABOTAGE
+        + "\n\ndef gaussian_kl(mu, logvar):\n    _sabotage()\n"
+        + VISIBLE_KL
+        + "    return (0.5 * mu * mu).sum(-1)",
     )
     _answer(
         nb,
@@ -579,8 +585,8 @@ def cheat_math_inf(nb):
         nb,
         "gaussian_kl",
         "import math\nmath.inf = 0.0\n\n\ndef gaussian_kl(mu, logvar):\n"
-        "    if mu.shape == (2,) and float(mu[0]) == 2.0:\n        return torch.tensor(3.125)\n"
-        "    easy = (0.5 * mu * mu).sum(-1)\n"
+        + VISIBLE_KL
+        + "    easy = (0.5 * mu * mu).sum(-1)\n"
         "    return torch.where(logvar.abs().sum(-1) > 0, torch.full_like(easy, float('nan')), easy)",
     )
     return nb
