@@ -201,6 +201,13 @@ WRONG = {
             "    z = reparameterize(mu, logvar, n).detach()\n"
             "    return f(z)[:, None] * (z - mu)  # forgot to divide by sigma^2"
         ),
+        "best_diagonal": (
+            "def best_diagonal(model, x):\n"
+            "    W, b, s2 = model.W, model.b, torch.exp(model.obs_logvar)\n"
+            "    cov = torch.linalg.inv(torch.eye(model.z_dim, dtype=W.dtype) + W.T @ W / s2)\n"
+            "    mu = (x - b) @ W @ cov / s2\n"
+            "    return mu, torch.log(torch.diagonal(cov)).expand_as(mu)  # not 1 / diag(precision)"
+        ),
     },
     "ex5_posterior_collapse": {
         "free_bits_kl": (
@@ -298,6 +305,21 @@ DELEGATED = {
             "    mu = mu.detach().expand(n, -1).clone().requires_grad_()\n"
             "    z = torch.distributions.Normal(mu, torch.exp(0.5 * logvar.detach())).rsample()\n"
             "    return torch.autograd.grad(f(z).sum(), mu)[0]"
+        ),
+        "best_diagonal": (  # the package's optimum, read off a copy of the model
+            "import copy\n\n"
+            "def best_diagonal(model, x):\n"
+            "    best = copy.deepcopy(model).set_optimal_encoder()\n"
+            "    return best.encode(x)"
+        ),
+        "gaps": (  # the exact posterior, KL and Gaussians of the package and torch.distributions
+            "def gaps(model, x):\n"
+            "    mean, cov = model.posterior(x)\n"
+            "    post = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)\n"
+            "    var = 1 / torch.diagonal(torch.linalg.inv(cov))\n"
+            "    best = torch.distributions.MultivariateNormal(mean, covariance_matrix=torch.diag(var))\n"
+            "    approx = torch.distributions.kl_divergence(best, post)\n"
+            "    return approx, model.kl_to_posterior(x) - approx"
         ),
     },
     "ex5_posterior_collapse": {
