@@ -744,8 +744,8 @@ def test_screenshots(page, driver, server):
 # ---------------------------------------------------------------------------------------------- live figures
 # The book's live figures (vaecourse/live.py + book/_static/live/live.js) on a page of their own: a latent
 # explorer for a random vc.VAE(784, 2, hidden=(400,)) (its decoder weights scaled by 3, for an image with
-# contrast) loading its JSON file, and a results slider with its data embedded. The page sits one folder
-# below _static/, as chapter pages do, so data-src must resolve against the script, not the page.
+# contrast) loading its JSON file, a results slider with its data embedded, and the KL explorer. The page
+# sits one folder below _static/, as chapter pages do, so data-src must resolve against the script.
 # The test moves each control and compares the canvas with vaecourse.live.pixels for the z the page shows.
 LIVE_DIR = ROOT / "book" / "_static" / "live"
 
@@ -756,6 +756,7 @@ LIVE_PAGE = """<!DOCTYPE html>
 <body><main><h1>Live figures</h1>
 <section id="latent">{latent}</section>
 <section id="results">{results}</section>
+<section id="kl">{kl}</section>
 </main></body></html>
 """
 
@@ -796,7 +797,8 @@ def live_site(tmp_path_factory):
     }
     results = live.results_explorer(settings, "results", label="beta", inline=True, threshold=0.01)
     (site / "book").mkdir()
-    (site / "book" / "live.html").write_text(LIVE_PAGE.format(latent=latent.html, results=results.html))
+    kl = live.kl_explorer([2.0, 0.0], [0.25, 4.0])
+    (site / "book" / "live.html").write_text(LIVE_PAGE.format(latent=latent.html, results=results.html, kl=kl.html))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(site)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     spec = live.load(latent.path)
@@ -818,7 +820,7 @@ def _open_live(driver, url):
             break
         time.sleep(0.05)
     text = driver.execute_script("return document.body.innerText")
-    assert states == ["true", "true"], f"live figures did not start: {states}\n{text[:2000]}"
+    assert states == ["true"] * 3, f"live figures did not start: {states}\n{text[:2000]}"
     return driver.get_log("browser")
 
 
@@ -986,3 +988,48 @@ def test_live_figure_runs_in_a_built_book_page(driver, tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_live_kl_explorer_computes_the_gaussian_kl(driver, live_site):
+    """Each slider (set by script, or by keyboard) redraws the densities and gives vc.gaussian_kl's numbers."""
+    import numpy as np
+    import torch
+    from selenium.webdriver.common.keys import Keys
+
+    import vaecourse as vc
+
+    url, _, _ = live_site
+    _open_live(driver, url)
+
+    def shown():
+        s = driver.execute_script(
+            "const v = document.querySelector('#kl .vc-live').vcLive;"
+            "const d = v.canvas.getContext('2d').getImageData(0, 0, v.canvas.width, v.canvas.height).data;"
+            "return {mu: v.mu, var: v.var, kl: v.kl, total: v.total, desc: v.desc.textContent,"
+            "  bars: v.bars.map(b => parseFloat(b.getAttribute('height'))), h: v.h, max: v.klMax,"
+            "  label: v.canvas.getAttribute('aria-label'), ink: Array.from(d).filter((x, i) => i % 4 == 0)};"
+        )
+        mu, var = torch.tensor(s["mu"], dtype=torch.float64), torch.tensor(s["var"], dtype=torch.float64)
+        want = vc.gaussian_kl_per_dim(mu, var.log())
+        assert np.allclose(s["kl"], want.numpy(), rtol=1e-12, atol=1e-12), (s["kl"], want)
+        assert f"KL(q || p) = {want.sum().item():.3f} nats" in s["desc"] and s["desc"] in s["label"]
+        assert np.allclose(np.array(s["bars"]) / s["h"] * s["max"], want.numpy(), atol=s["max"] / s["h"])
+        return s, np.array(s["ink"])
+
+    start, ink0 = shown()
+    assert start["mu"] == [2, 0] and start["var"] == [0.25, 4] and "3.125 nats" in start["desc"]
+    assert (ink0 < 250).sum() > 200, "the density canvas is (almost) blank"
+    _shot(driver, "live-kl-before", "#kl .vc-live")
+    driver.execute_script(
+        "const s = document.querySelectorAll('#kl input[type=range]')[0];"
+        "s.value = '-1'; s.dispatchEvent(new Event('input', {bubbles: true}));"
+    )
+    moved, ink1 = shown()
+    assert moved["mu"] == [-1, 0] and (ink1 != ink0).sum() > 50, "moving mu_1 did not redraw the densities"
+    var1 = driver.find_elements("css selector", "#kl input[type=range]")[1]  # sigma^2 of dimension 1
+    driver.execute_script("arguments[0].focus()", var1)
+    var1.send_keys(*[Keys.ARROW_RIGHT] * 15)  # 0.25 -> 1.00 in steps of 0.05
+    keyed, _ = shown()
+    assert abs(keyed["var"][0] - 1.0) < 1e-9 and abs(keyed["kl"][0] - 0.5) < 1e-9, keyed
+    _shot(driver, "live-kl-after", "#kl .vc-live")
+    assert not [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]

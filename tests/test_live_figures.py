@@ -309,6 +309,36 @@ def test_figure_arguments_are_checked(tmp_path):
         os.chdir(cwd)
 
 
+def test_kl_snippet_embeds_its_start_and_names_the_kl():
+    fig = live.kl_explorer(torch.tensor([2.0, 0.0]), torch.tensor([0.25, 4.0]))
+    tree = _parse(fig._repr_html_())
+    tag, attrs = tree.elements[0]
+    assert tag == "div" and attrs["data-vc-live"] == "kl" and attrs["role"] == "figure" and attrs["aria-label"]
+    spec = json.loads(tree.scripts[0])
+    assert spec == {"format": live.KL_FORMAT, "mu": [2.0, 0.0], "var": [0.25, 4.0], "extent": 3.0,
+                    "var_min": 0.05, "var_max": 5.0, "step": 0.05}  # fmt: skip
+    assert fig.path is None and "KL = 3.125 nats (2.318, 0.807)" in repr(fig)
+    fallback = next(a for t, a in tree.elements if "vc-live-fallback" in a.get("class", ""))
+    assert fallback and "next cell" not in fig.html  # no notebook widget to point to
+
+
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        (dict(mu=[float("nan")], var=[1.0]), "^mu must be a finite number"),
+        (dict(mu=[0.0], var=[-1.0]), "^var must be > 0"),
+        (dict(mu=[0.0, 1.0], var=[1.0]), "^mu and var must hold the same number"),
+        (dict(mu=[0.0] * 5, var=[1.0] * 5), "^mu and var must hold the same number"),
+        (dict(mu=[4.0], var=[1.0]), r"^mu must lie in \[-3, 3\]"),
+        (dict(mu=[0.0], var=[1.0], var_range=(2.0, 1.0)), "^var_range must be"),
+        (dict(mu=[0.0], var=[1.0], step=0), "^step must be > 0"),
+    ],
+)
+def test_kl_explorer_arguments_are_checked(kwargs, says):
+    with pytest.raises(ValueError, match=says):
+        live.kl_explorer(**kwargs)
+
+
 # ---------------------------------------------------------------------------------------------- the URL
 def test_install_cell_file_matches_the_configured_repository():
     url, branch = booklaunch.repository()

@@ -2,15 +2,18 @@
 
 A chapter exports what the figure needs to a small JSON file and displays an HTML snippet; the page's
 JavaScript (``book/_static/live/live.js``, loaded on every page of the book) finds the snippet, loads
-the JSON and draws. Two figures:
+the JSON and draws. Three figures:
 
     latent_explorer  -- a trained decoder (an MLP: Linear layers, activations, a sigmoid for Bernoulli
                         pixels) exported as float32 weights; the page decodes z, chosen with sliders or
                         by dragging a point on a 2-D pad, and draws the digit.
     results_explorer -- a slider over precomputed results (one entry per trained beta or sigma_x^2):
                         images, KL per latent dimension as bars, the active-unit count and other numbers.
+    kl_explorer      -- sliders over the mean and variance of each dimension of a diagonal Gaussian q:
+                        the densities of q_j against the prior, KL_j as bars and the total (the spec,
+                        a few numbers, is embedded in the page).
 
-Holds, besides those two:
+Holds, besides those three:
     decoder_spec / export_decoder   -- a model's decoder as the JSON the page reads (and its file).
     decode / pixels                 -- the page's forward pass in numpy: what the page draws for z.
     results_spec / export_results   -- precomputed results as JSON (and its file).
@@ -41,6 +44,7 @@ import torch.nn as nn
 
 __all__ = [
     "DECODER_FORMAT",
+    "KL_FORMAT",
     "RESULTS_FORMAT",
     "LiveFigure",
     "collapse_results",
@@ -48,6 +52,7 @@ __all__ = [
     "decoder_spec",
     "export_decoder",
     "export_results",
+    "kl_explorer",
     "latent_explorer",
     "load",
     "pixels",
@@ -59,6 +64,7 @@ __all__ = [
 
 DECODER_FORMAT = "vaecourse.live.decoder/1"
 RESULTS_FORMAT = "vaecourse.live.results/1"
+KL_FORMAT = "vaecourse.live.kl/1"
 DATA_DIR = Path("_static") / "live" / "data"  # under the book's folder; the URL is data/<name>.json
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # How far the exported decoder may differ from the model's own decode_mean (float32 sums in torch,
@@ -479,19 +485,20 @@ class LiveFigure:
         return self.text
 
 
-def snippet(kind, *, src=None, data=None, options=None, label=""):
+def snippet(kind, *, src=None, data=None, options=None, label="", note=None):
     """The HTML of one live figure: a ``<div class="vc-live">`` that ``live.js`` turns into the figure.
 
     Args:
-        kind: ``"latent"`` (decoder spec) or ``"results"`` (results spec).
+        kind: ``"latent"`` (decoder spec), ``"results"`` (results spec) or ``"kl"`` (KL spec).
         src: URL of the JSON, resolved against the folder of ``live.js`` (``data/<name>.json``), or
         data: the spec itself, embedded in the page (no separate file: also works from ``file://``).
         options: figure options (``latent``: dims, pad, extent, step) as a JSON object.
         label: what the figure shows, read by screen readers.
-    Until the script runs (a notebook's output, a page without ``live.js``) the div shows a note saying so.
+        note: what the div says until the script runs (a notebook's output, a page without ``live.js``);
+            by default that the notebook's interactive version is in the next cell.
     """
-    if kind not in ("latent", "results"):
-        raise ValueError(f"kind must be 'latent' or 'results', got {kind!r}")
+    if kind not in ("latent", "results", "kl"):
+        raise ValueError(f"kind must be 'latent', 'results' or 'kl', got {kind!r}")
     if (src is None) == (data is None):
         raise ValueError("give exactly one of src (URL of the JSON file) and data (the spec, embedded)")
     attrs = {"class": f"vc-live vc-live-{kind}", "data-vc-live": kind, "role": "figure"}
@@ -504,10 +511,12 @@ def snippet(kind, *, src=None, data=None, options=None, label=""):
     if options:
         attrs["data-options"] = json.dumps(options, separators=(",", ":"), allow_nan=False)
     head = "<div " + " ".join(f'{k}="{html.escape(str(v), quote=True)}"' for k, v in attrs.items()) + ">"
-    note = (
-        '<p class="vc-live-fallback">Live figure: in the HTML book this area holds controls that redraw '
-        "the figure in the page. Here it is not running; the interactive notebook version is in the next cell.</p>"
-    )
+    if note is None:
+        note = (
+            "in the HTML book this area holds controls that redraw the figure in the page. Here it is not "
+            "running; the interactive notebook version is in the next cell."
+        )
+    note = f'<p class="vc-live-fallback">Live figure: {html.escape(note)}</p>'
     body = ""
     if data is not None:
         clean = {k: v for k, v in data.items() if not k.startswith("_")}
@@ -616,3 +625,32 @@ def results_explorer(settings, name, *, label="value", inline=False, out_dir=Non
         html_text = snippet("results", src=src or f"data/{path.name}", label=text)
     where = f"; data in {_shown(path)}" if path else ""
     return LiveFigure(html_text, f"{text}. Live in the HTML book{where}.", path)
+
+
+def kl_explorer(mu, var, *, extent=3.0, var_range=(0.05, 5.0), step=0.05):
+    """KL(N(mu, diag var) || N(0, I)) as a live figure: a mean and a variance slider per dimension.
+
+    The page draws the density of each q_j against the prior and KL_j = (mu_j^2 + var_j - 1 - log var_j) / 2
+    as bars, with the total; ``mu`` and ``var`` (1 to 4 dimensions, variances, not log-variances) are
+    where the sliders start. The spec is a few numbers, embedded in the page.
+    """
+    mu = [_number("mu", float(m), positive=False) for m in torch.as_tensor(mu, dtype=torch.float64).reshape(-1)]
+    var = [_number("var", float(v)) for v in torch.as_tensor(var, dtype=torch.float64).reshape(-1)]
+    if not 1 <= len(mu) <= 4 or len(var) != len(mu):
+        raise ValueError(f"mu and var must hold the same number (1 to 4) of dimensions, got {len(mu)} and {len(var)}")
+    extent, step = _number("extent", extent), _number("step", step)
+    lo, hi = (_number("var_range", v) for v in var_range)
+    if not lo < hi:
+        raise ValueError(f"var_range must be (low, high) with 0 < low < high, got {var_range!r}")
+    if any(abs(m) > extent for m in mu) or any(not lo <= v <= hi for v in var):
+        raise ValueError(f"mu must lie in [-{extent:g}, {extent:g}] and var in [{lo:g}, {hi:g}], got {mu} and {var}")
+    spec = {"format": KL_FORMAT, "mu": mu, "var": var, "extent": extent, "var_min": lo, "var_max": hi, "step": step}
+    kl = [0.5 * (m * m + v - 1 - math.log(v)) for m, v in zip(mu, var)]
+    label = (
+        f"KL explorer: a mean and a variance slider for each of the {len(mu)} dimensions of q = N(mu, diag sigma^2); "
+        "the densities of q_j against the prior N(0, 1), KL_j as bars and the total"
+    )
+    start = ", ".join(f"{v:.3f}" for v in kl)
+    text = f"{label}. At mu = {tuple(mu)}, sigma^2 = {tuple(var)}: KL = {sum(kl):.3f} nats ({start})."
+    note = "in the HTML book this area holds sliders that redraw the figure in the page; here it is not running."
+    return LiveFigure(snippet("kl", data=spec, label=label, note=note), text + " Live in the HTML book.")

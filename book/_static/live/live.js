@@ -1,11 +1,14 @@
 /* Live figures of the vaecourse book: they run in the reader's browser, with no kernel.
  *
- * A chapter's output holds <div class="vc-live" data-vc-live="latent|results" ...> (written by
+ * A chapter's output holds <div class="vc-live" data-vc-live="latent|results|kl" ...> (written by
  * vaecourse/live.py); this script, loaded on every page, turns each such div into a figure:
  *   latent   sliders over z and a 2-D pad (drag the point, or focus it and use the arrow keys);
  *            the decoder (float32 weights from the JSON) runs here and the digit is drawn on a canvas.
  *   results  a slider over precomputed settings (betas, sigma_x^2 values): images, KL per latent
  *            dimension as bars, active units and other numbers.
+ *   kl       sliders over the mean and variance of each dimension of q = N(mu, diag sigma^2): the
+ *            densities of q_j against the prior N(0, 1) on a canvas, KL_j as bars and the total, from
+ *            KL_j = (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2) / 2 (no model, the spec is embedded).
  * The JSON comes from data-src (resolved against this script's folder, _static/live/) or from an
  * embedded <script type="application/json" class="vc-live-data">. Formats: see vaecourse/live.py.
  * Grey levels: floor(255 * clip(p, 0, 1) + 0.5), drawn as ink on white (canvas value 255 - level),
@@ -17,6 +20,7 @@
   var SCRIPT_URL = (document.currentScript && document.currentScript.src) || document.baseURI;
   var DECODER_FORMAT = "vaecourse.live.decoder/1";
   var RESULTS_FORMAT = "vaecourse.live.results/1";
+  var KL_FORMAT = "vaecourse.live.kl/1";
   var SVG = "http://www.w3.org/2000/svg";
   var uid = 0;
 
@@ -364,6 +368,115 @@
     this.desc.textContent = text;
   };
 
+  // ------------------------------------------------------------------------------------ KL explorer
+  function klTerm(m, v) { return 0.5 * (m * m + v - 1 - Math.log(v)); } // KL(N(m, v) || N(0, 1)), nats
+
+  function KLExplorer(root, spec) {
+    if (!spec || spec.format !== KL_FORMAT) throw new Error("not a KL spec (format " + KL_FORMAT + ")");
+    var self = this, id = "vc-live-" + ++uid, Z = spec.mu.length;
+    this.root = root;
+    this.spec = spec;
+    this.mu = spec.mu.slice();
+    this.var = spec.var.slice();
+    this.digits = decimals(spec.step);
+    // one bar scale for every setting: the largest KL_j the sliders can reach
+    this.klMax = Math.max(klTerm(spec.extent, spec.var_min), klTerm(spec.extent, spec.var_max));
+
+    var body = el("div", {"class": "vc-live-body"}, root);
+    var sliders = el("div", {"class": "vc-live-sliders"}, body);
+    this.inputs = {mu: [], "var": []};
+    this.outputs = {mu: [], "var": []};
+    var ranges = {mu: [-spec.extent, spec.extent], "var": [spec.var_min, spec.var_max]};
+    var names = {mu: "\u03bc", "var": "\u03c3\u00b2"};
+    for (var j = 0; j < Z; j++) {
+      ["mu", "var"].forEach(function (kind) {
+        var row = el("div", {"class": "vc-live-slider"}, sliders);
+        var input = el("input", {type: "range", id: id + "-" + kind + j, min: String(ranges[kind][0]),
+                                 max: String(ranges[kind][1]), step: String(spec.step),
+                                 value: String(self[kind][j])}, row);
+        row.insertBefore(el("label", {"for": input.id, text: names[kind] + (j + 1)}), input);
+        var out = el("output", {"for": input.id}, row);
+        var dim = j;
+        input.addEventListener("input", function () { self.set(kind, dim, parseFloat(input.value)); });
+        self.inputs[kind].push(input);
+        self.outputs[kind].push(out);
+      });
+    }
+    var w = 320, h = 120;
+    var plot = el("figure", {"class": "vc-live-chart"}, body);
+    this.canvas = el("canvas", {"class": "vc-live-density", width: w, height: h, role: "img"}, plot);
+    el("figcaption", {text: "densities of q_j (solid, one colour per dimension) and of the prior N(0, 1) (dashed), " +
+                      "z from -5 to 5"}, plot);
+    var chart = el("figure", {"class": "vc-live-chart"}, body);
+    var bw = Math.min(60, w / Z);
+    this.svg = svgEl("svg", {viewBox: "0 0 " + w + " " + (h + 2), width: w, height: h + 2, role: "img"}, chart);
+    this.bars = [];
+    for (j = 0; j < Z; j++) {
+      var bar = svgEl("rect", {x: (j * bw + 0.1 * bw).toFixed(2), width: (0.8 * bw).toFixed(2),
+                               "class": "vc-live-bar vc-live-dim" + (j % 4)}, this.svg);
+      bar.appendChild(svgEl("title", {}));
+      this.bars.push(bar);
+    }
+    svgEl("line", {x1: 0, x2: w, y1: h, y2: h, "class": "vc-live-axis"}, this.svg);
+    this.h = h;
+    el("figcaption", {text: "KL_j in nats, one bar per dimension (scale up to " + this.klMax.toFixed(1) + ")"}, chart);
+    this.desc = el("p", {"class": "vc-live-desc", "aria-live": "polite"}, root);
+    this.draw();
+  }
+
+  KLExplorer.prototype.set = function (kind, j, value) {
+    if (!isFinite(value)) return;
+    this[kind][j] = value;
+    this.draw();
+  };
+
+  KLExplorer.prototype.draw = function () {
+    var self = this, Z = this.mu.length, h = this.h;
+    this.kl = this.mu.map(function (m, j) { return klTerm(m, self["var"][j]); });
+    this.total = this.kl.reduce(function (a, b) { return a + b; }, 0);
+    var d = this.digits;
+    for (var j = 0; j < Z; j++) {
+      this.outputs.mu[j].textContent = this.mu[j].toFixed(d);
+      this.outputs["var"][j].textContent = this["var"][j].toFixed(d);
+      this.inputs.mu[j].setAttribute("aria-valuetext", "mean of dimension " + (j + 1) + ": " + this.mu[j].toFixed(d));
+      this.inputs["var"][j].setAttribute("aria-valuetext", "variance of dimension " + (j + 1) + ": " +
+                                         this["var"][j].toFixed(d));
+      var bh = Math.max(0, Math.min(h, (h * this.kl[j]) / this.klMax));
+      this.bars[j].setAttribute("y", (h - bh).toFixed(2));
+      this.bars[j].setAttribute("height", bh.toFixed(2));
+      this.bars[j].firstChild.textContent = "dimension " + (j + 1) + ": " + this.kl[j].toFixed(3) + " nats";
+    }
+    // densities on [-5, 5], a common vertical scale: the tallest curve (or the prior) reaches the top
+    var ctx = this.canvas.getContext("2d"), W = this.canvas.width, H = this.canvas.height, n = 161;
+    var pdf = function (x, m, v) { return Math.exp(-0.5 * (x - m) * (x - m) / v) / Math.sqrt(2 * Math.PI * v); };
+    var top = Math.max.apply(null, this["var"].map(function (v) { return pdf(0, 0, v); }).concat([pdf(0, 0, 1)]));
+    var curve = function (m, v, colour, dashed) {
+      ctx.beginPath();
+      ctx.setLineDash(dashed ? [5, 4] : []);
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = 2;
+      for (var i = 0; i < n; i++) {
+        var x = -5 + (10 * i) / (n - 1), y = H - 2 - ((H - 6) * pdf(x, m, v)) / top;
+        if (i === 0) ctx.moveTo((W * i) / (n - 1), y);
+        else ctx.lineTo((W * i) / (n - 1), y);
+      }
+      ctx.stroke();
+    };
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, W, H);
+    curve(0, 1, "#777", true);
+    var colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+    for (j = 0; j < Z; j++) curve(this.mu[j], this["var"][j], colours[j % 4], false);
+    ctx.setLineDash([]);
+    var terms = this.kl.map(function (v, j) { return "dimension " + (j + 1) + " " + v.toFixed(3); });
+    var text = "KL(q || p) = " + this.total.toFixed(3) + " nats: " + terms.join(", ") + ". q = N(mu, diag sigma^2) " +
+      "with mu = (" + this.mu.map(function (m) { return m.toFixed(d); }).join(", ") + ") and sigma^2 = (" +
+      this["var"].map(function (v) { return v.toFixed(d); }).join(", ") + ").";
+    this.canvas.setAttribute("aria-label", "Densities of q_j and of the prior. " + text);
+    this.svg.setAttribute("aria-label", "KL per dimension: " + terms.join(", "));
+    this.desc.textContent = text;
+  };
+
   // ------------------------------------------------------------------------------------ start-up
   function readSpec(root) {
     var inline = root.querySelector("script.vc-live-data");
@@ -388,7 +501,8 @@
     var options = JSON.parse(root.getAttribute("data-options") || "{}");
     return readSpec(root).then(function (spec) {
       var fallback = root.querySelector(".vc-live-fallback");
-      var view = kind === "latent" ? new LatentExplorer(root, spec, options) : new ResultsExplorer(root, spec);
+      var view = kind === "latent" ? new LatentExplorer(root, spec, options)
+        : kind === "kl" ? new KLExplorer(root, spec) : new ResultsExplorer(root, spec);
       if (fallback) fallback.remove();
       root.vcLive = view;
       root.setAttribute("data-ready", "true");
@@ -407,7 +521,7 @@
     return Promise.all(Array.from(document.querySelectorAll("div.vc-live[data-vc-live]")).map(start));
   }
 
-  window.vcLive = {start: start, startAll: startAll, Decoder: Decoder, level: level};
+  window.vcLive = {start: start, startAll: startAll, Decoder: Decoder, level: level, klTerm: klTerm};
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", startAll);
   else startAll();
 })();
