@@ -274,7 +274,7 @@ return {
            output: !!i.closest('.cell_output, .output'), article: article.contains(i),
            alt: i.getAttribute('alt')})),
   liveFigures: Array.from(article.querySelectorAll('.vc-live')).map(e => ({
-           kind: e.getAttribute('data-vc-live'), canvases: e.querySelectorAll('canvas').length,
+           kind: e.getAttribute('data-vc-live'), graphics: e.querySelectorAll('canvas, svg').length,
            label: e.getAttribute('aria-label') || ''})),
   resources: Array.from(resources),
   mathjax: !!(window.MathJax && window.MathJax.startup && window.MathJax.version),
@@ -519,7 +519,7 @@ def test_figures_and_widgets_show(page, docname):
         f"{docname}: {facts['widget_views']} widget output(s) stored, {p['widgetViews']} on the page, "
         f"{p['widgetsUnrendered']} not rendered (is the widget state saved in the notebook?)"
     )
-    drawn = [f for f in p["liveFigures"] if f["canvases"] > 0]
+    drawn = [f for f in p["liveFigures"] if f["graphics"] > 0]
     assert len(drawn) == len(p["liveFigures"]), f"{docname}: live figures that live.js did not draw: {p['liveFigures']}"
     if facts["interactive"]:
         # an ipywidgets view needs a kernel: the page must carry a live (in-page) figure in its place, or at
@@ -744,7 +744,7 @@ def test_screenshots(page, driver, server):
 # ---------------------------------------------------------------------------------------------- live figures
 # The book's live figures (vaecourse/live.py + book/_static/live/live.js) on a page of their own: a latent
 # explorer for a random vc.VAE(784, 2, hidden=(400,)) (its decoder weights scaled by 3, for an image with
-# contrast) loading its JSON file, a results slider with its data embedded, and the KL explorer. The page
+# contrast) loading its JSON file, a results slider with its data embedded, the KL and samples explorers. The page
 # sits one folder below _static/, as chapter pages do, so data-src must resolve against the script.
 # The test moves each control and compares the canvas with vaecourse.live.pixels for the z the page shows.
 LIVE_DIR = ROOT / "book" / "_static" / "live"
@@ -757,6 +757,7 @@ LIVE_PAGE = """<!DOCTYPE html>
 <section id="latent">{latent}</section>
 <section id="results">{results}</section>
 <section id="kl">{kl}</section>
+<section id="samples">{samples}</section>
 </main></body></html>
 """
 
@@ -798,7 +799,10 @@ def live_site(tmp_path_factory):
     results = live.results_explorer(settings, "results", label="beta", inline=True, threshold=0.01)
     (site / "book").mkdir()
     kl = live.kl_explorer([2.0, 0.0], [0.25, 4.0])
-    (site / "book" / "live.html").write_text(LIVE_PAGE.format(latent=latent.html, results=results.html, kl=kl.html))
+    draws = {k: torch.randn(300, generator=gen, dtype=torch.float64) / k**0.5 - 1 / k for k in (1, 10, 100)}
+    samples = live.samples_explorer(draws, label="K", x_label="an estimate", lines={"truth": 0.0, "start": -1.0})
+    page = LIVE_PAGE.format(latent=latent.html, results=results.html, kl=kl.html, samples=samples.html)
+    (site / "book" / "live.html").write_text(page)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(site)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     spec = live.load(latent.path)
@@ -820,7 +824,7 @@ def _open_live(driver, url):
             break
         time.sleep(0.05)
     text = driver.execute_script("return document.body.innerText")
-    assert states == ["true"] * 3, f"live figures did not start: {states}\n{text[:2000]}"
+    assert states == ["true"] * 4, f"live figures did not start: {states}\n{text[:2000]}"
     return driver.get_log("browser")
 
 
@@ -1032,4 +1036,47 @@ def test_live_kl_explorer_computes_the_gaussian_kl(driver, live_site):
     keyed, _ = shown()
     assert abs(keyed["var"][0] - 1.0) < 1e-9 and abs(keyed["kl"][0] - 0.5) < 1e-9, keyed
     _shot(driver, "live-kl-after", "#kl .vc-live")
+    assert not [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def test_live_samples_explorer_draws_each_settings_histogram(driver, live_site):
+    """The slider (by script and keyboard) shows each setting's histogram, mean, spread and share above each line."""
+    import numpy as np
+    from selenium.webdriver.common.keys import Keys
+
+    from vaecourse import live
+
+    url, _, _ = live_site
+    _open_live(driver, url)
+    root = "document.querySelector('#samples .vc-live')"
+    spec = json.loads(driver.execute_script(f"return {root}.querySelector('script.vc-live-data').textContent"))
+
+    def check(index):
+        s = driver.execute_script(
+            f"const v = {root}.vcLive;"
+            "return {index: v.index, mean: v.mean, sd: v.sd, above: v.above, desc: v.desc.textContent, h: v.h,"
+            "  bars: v.bars.map(b => parseFloat(b.getAttribute('height'))), max: v.countMax,"
+            "  valuetext: v.input.getAttribute('aria-valuetext')};"
+        )
+        values = np.array(spec["settings"][index]["values"])
+        assert s["index"] == index and s["valuetext"] == spec["settings"][index]["label"]
+        counts = live.samples_counts(spec, index)
+        assert counts.sum() == len(values) == 300
+        assert np.allclose(np.array(s["bars"]) / s["h"] * s["max"], counts, atol=0.01), "bars are not the histogram"
+        assert abs(s["mean"] - values.mean()) < 1e-9 and abs(s["sd"] - values.std(ddof=1)) < 1e-9
+        assert s["above"] == [float((values > line["value"]).mean()) for line in spec["lines"]]
+        assert f"mean {values.mean():.2f}, standard deviation {values.std(ddof=1):.2f}" in s["desc"]
+        return counts
+
+    first = check(0)
+    _shot(driver, "live-samples-before", "#samples .vc-live")
+    driver.execute_script(
+        f"const s = {root}.querySelector('input[type=range]');"
+        "s.value = '2'; s.dispatchEvent(new Event('input', {bubbles: true}));"
+    )
+    last = check(2)
+    assert (first != last).any() and last.max() > first.max(), "K = 100 should be the narrower, taller histogram"
+    driver.find_element("css selector", "#samples input[type=range]").send_keys(Keys.ARROW_LEFT)
+    check(1)
+    _shot(driver, "live-samples-after", "#samples .vc-live")
     assert not [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]

@@ -339,6 +339,42 @@ def test_kl_explorer_arguments_are_checked(kwargs, says):
         live.kl_explorer(**kwargs)
 
 
+def test_samples_spec_bins_every_value_on_one_axis():
+    gen = torch.Generator().manual_seed(0)
+    draws = {k: torch.randn(500, generator=gen, dtype=torch.float64) / k for k in (1, 4, 16)}
+    spec = live.samples_spec(draws, label="K", x_label="estimate", lines={"log p(x)": 0.25}, bins=30)
+    assert spec["format"] == live.SAMPLES_FORMAT and [s["label"] for s in spec["settings"]] == [
+        "K = 1",
+        "K = 4",
+        "K = 16",
+    ]
+    edges = np.array(spec["edges"])
+    assert len(edges) == 31 and edges[0] < draws[1].min() and edges[-1] > draws[1].max()
+    for i, values in enumerate(draws.values()):
+        assert np.array_equal(spec["settings"][i]["values"], values.numpy().round(4))
+        assert np.array_equal(live.samples_counts(spec, i), np.histogram(values.numpy().round(4), bins=edges)[0])
+        assert live.samples_counts(spec, i).sum() == 500
+    fig = live.samples_explorer(spec, label="K", x_label="estimate")
+    tree = _parse(fig.html)
+    assert tree.elements[0][1]["data-vc-live"] == "samples" and json.loads(tree.scripts[0]) == spec
+    assert "3 settings (K = 1, K = 4, K = 16)" in repr(fig) and "log p(x) (0.25)" in repr(fig)
+
+
+@pytest.mark.parametrize(
+    "settings, kwargs, says",
+    [
+        ({}, {}, "^settings must be a non-empty"),
+        ({1: [0.0]}, {}, r"^settings\[1\] must hold at least 2 finite values"),
+        ({1: [0.0, float("inf")]}, {}, r"^settings\[1\] must hold at least 2 finite values"),
+        ({1: [0.0, 1.0]}, {"bins": 1}, "^bins must be a whole number"),
+        ({1: [0.0, 1.0]}, {"lines": {"x": float("nan")}}, r"^lines\['x'\] must be a finite number"),
+    ],
+)
+def test_samples_spec_arguments_are_checked(settings, kwargs, says):
+    with pytest.raises(ValueError, match=says):
+        live.samples_spec(settings, label="K", x_label="x", **kwargs)
+
+
 # ---------------------------------------------------------------------------------------------- the URL
 def test_install_cell_file_matches_the_configured_repository():
     url, branch = booklaunch.repository()

@@ -2,7 +2,7 @@
 
 A chapter exports what the figure needs to a small JSON file and displays an HTML snippet; the page's
 JavaScript (``book/_static/live/live.js``, loaded on every page of the book) finds the snippet, loads
-the JSON and draws. Three figures:
+the JSON and draws. Four figures:
 
     latent_explorer  -- a trained decoder (an MLP: Linear layers, activations, a sigmoid for Bernoulli
                         pixels) exported as float32 weights; the page decodes z, chosen with sliders or
@@ -12,8 +12,11 @@ the JSON and draws. Three figures:
     kl_explorer      -- sliders over the mean and variance of each dimension of a diagonal Gaussian q:
                         the densities of q_j against the prior, KL_j as bars and the total (the spec,
                         a few numbers, is embedded in the page).
+    samples_explorer -- a slider over settings (the K of an IWAE bound), each with many repeated
+                        estimates of one quantity: their histogram on a fixed axis, reference values
+                        as lines (log p(x), the ELBO), and the mean, spread and share above each line.
 
-Holds, besides those three:
+Holds, besides those four:
     decoder_spec / export_decoder   -- a model's decoder as the JSON the page reads (and its file).
     decode / pixels                 -- the page's forward pass in numpy: what the page draws for z.
     results_spec / export_results   -- precomputed results as JSON (and its file).
@@ -46,6 +49,7 @@ __all__ = [
     "DECODER_FORMAT",
     "KL_FORMAT",
     "RESULTS_FORMAT",
+    "SAMPLES_FORMAT",
     "LiveFigure",
     "collapse_results",
     "decode",
@@ -59,12 +63,16 @@ __all__ = [
     "results_explorer",
     "result_levels",
     "results_spec",
+    "samples_counts",
+    "samples_explorer",
+    "samples_spec",
     "snippet",
 ]
 
 DECODER_FORMAT = "vaecourse.live.decoder/1"
 RESULTS_FORMAT = "vaecourse.live.results/1"
 KL_FORMAT = "vaecourse.live.kl/1"
+SAMPLES_FORMAT = "vaecourse.live.samples/1"
 DATA_DIR = Path("_static") / "live" / "data"  # under the book's folder; the URL is data/<name>.json
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # How far the exported decoder may differ from the model's own decode_mean (float32 sums in torch,
@@ -489,7 +497,7 @@ def snippet(kind, *, src=None, data=None, options=None, label="", note=None):
     """The HTML of one live figure: a ``<div class="vc-live">`` that ``live.js`` turns into the figure.
 
     Args:
-        kind: ``"latent"`` (decoder spec), ``"results"`` (results spec) or ``"kl"`` (KL spec).
+        kind: ``"latent"`` (decoder spec), ``"results"`` (results spec) or ``"kl"`` (KL spec) or ``"samples"``.
         src: URL of the JSON, resolved against the folder of ``live.js`` (``data/<name>.json``), or
         data: the spec itself, embedded in the page (no separate file: also works from ``file://``).
         options: figure options (``latent``: dims, pad, extent, step) as a JSON object.
@@ -497,8 +505,8 @@ def snippet(kind, *, src=None, data=None, options=None, label="", note=None):
         note: what the div says until the script runs (a notebook's output, a page without ``live.js``);
             by default that the notebook's interactive version is in the next cell.
     """
-    if kind not in ("latent", "results", "kl"):
-        raise ValueError(f"kind must be 'latent', 'results' or 'kl', got {kind!r}")
+    if kind not in ("latent", "results", "kl", "samples"):
+        raise ValueError(f"kind must be 'latent', 'results', 'kl' or 'samples', got {kind!r}")
     if (src is None) == (data is None):
         raise ValueError("give exactly one of src (URL of the JSON file) and data (the spec, embedded)")
     attrs = {"class": f"vc-live vc-live-{kind}", "data-vc-live": kind, "role": "figure"}
@@ -654,3 +662,62 @@ def kl_explorer(mu, var, *, extent=3.0, var_range=(0.05, 5.0), step=0.05):
     text = f"{label}. At mu = {tuple(mu)}, sigma^2 = {tuple(var)}: KL = {sum(kl):.3f} nats ({start})."
     note = "in the HTML book this area holds sliders that redraw the figure in the page; here it is not running."
     return LiveFigure(snippet("kl", data=spec, label=label, note=note), text + " Live in the HTML book.")
+
+
+def samples_spec(settings, *, label, x_label, lines=None, bins=40):
+    """The JSON of a samples explorer.
+
+    Args:
+        settings: ``{setting: values}``, in slider order; ``values`` is a 1-D tensor or array of repeated
+            estimates (at least 2, finite), e.g. ``{K: 400 draws of the K-sample IWAE bound}``.
+        label: what the slider moves (``"K"``); x_label: the histogram's axis (``"estimate (nats)"``).
+        lines: ``{name: value}`` drawn as vertical lines (``{"log p(x)": -11.4}``); the page reports the
+            share of estimates above each.
+        bins: histogram bins over the range of every setting's values (one axis for all).
+    The spec holds the values to 4 decimals and the bin edges; ``samples_counts`` gives the counts drawn.
+    """
+    if not isinstance(settings, Mapping) or not settings:
+        raise ValueError("settings must be a non-empty {setting: values} mapping")
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or not 2 <= bins <= 200:
+        raise ValueError(f"bins must be a whole number from 2 to 200, got {bins!r}")
+    entries, every = [], []
+    for key, values in settings.items():
+        v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu()).reshape(-1).round(4)
+        if v.size < 2 or not np.isfinite(v).all():
+            raise ValueError(f"settings[{key!r}] must hold at least 2 finite values")
+        entries.append({"label": f"{label} = {key}", "values": v.tolist()})
+        every.append(v)
+    lines = {str(k): _number(f"lines[{k!r}]", float(v), positive=False) for k, v in (lines or {}).items()}
+    allv = np.concatenate(every + [np.array(list(lines.values()))])
+    lo, hi = float(allv.min()), float(allv.max())
+    pad = 0.02 * (hi - lo) if hi > lo else 1.0
+    edges = np.linspace(lo - pad, hi + pad, int(bins) + 1)
+    return {
+        "format": SAMPLES_FORMAT,
+        "label": str(label),
+        "x_label": str(x_label),
+        "settings": entries,
+        "lines": [{"label": k, "value": v} for k, v in lines.items()],
+        "edges": [float(e) for e in edges],
+    }
+
+
+def samples_counts(spec, index):
+    """The histogram counts the page draws for setting ``index`` (right-open bins, the last one closed)."""
+    counts, _ = np.histogram(np.asarray(spec["settings"][index]["values"]), bins=np.asarray(spec["edges"]))
+    return counts
+
+
+def samples_explorer(settings, *, label, x_label, lines=None, bins=40):
+    """A slider over settings of repeated estimates, as a live figure (see ``samples_spec``); embedded."""
+    spec = settings if isinstance(settings, Mapping) and settings.get("format") == SAMPLES_FORMAT else None
+    spec = spec or samples_spec(settings, label=label, x_label=x_label, lines=lines, bins=bins)
+    names = ", ".join(s["label"] for s in spec["settings"])
+    refs = " and ".join(f"{line['label']} ({line['value']:.2f})" for line in spec["lines"])
+    text = (
+        f"Samples explorer: a slider over {len(spec['settings'])} settings ({names}); for each, the histogram of "
+        f"{len(spec['settings'][0]['values'])} repeated estimates of {spec['x_label']}"
+        + (f", with lines at {refs}" if refs else "")
+    )
+    note = "in the HTML book this area holds a slider that redraws the histogram in the page; here it is not running."
+    return LiveFigure(snippet("samples", data=spec, label=text, note=note), text + ". Live in the HTML book.")

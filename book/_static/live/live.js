@@ -1,6 +1,6 @@
 /* Live figures of the vaecourse book: they run in the reader's browser, with no kernel.
  *
- * A chapter's output holds <div class="vc-live" data-vc-live="latent|results|kl" ...> (written by
+ * A chapter's output holds <div class="vc-live" data-vc-live="latent|results|kl|samples" ...> (written by
  * vaecourse/live.py); this script, loaded on every page, turns each such div into a figure:
  *   latent   sliders over z and a 2-D pad (drag the point, or focus it and use the arrow keys);
  *            the decoder (float32 weights from the JSON) runs here and the digit is drawn on a canvas.
@@ -9,6 +9,9 @@
  *   kl       sliders over the mean and variance of each dimension of q = N(mu, diag sigma^2): the
  *            densities of q_j against the prior N(0, 1) on a canvas, KL_j as bars and the total, from
  *            KL_j = (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2) / 2 (no model, the spec is embedded).
+ *   samples  a slider over settings (the K of an IWAE bound), each with repeated estimates: their
+ *            histogram (SVG bars, one axis for every setting), reference lines, mean, spread and the
+ *            share of estimates above each line.
  * The JSON comes from data-src (resolved against this script's folder, _static/live/) or from an
  * embedded <script type="application/json" class="vc-live-data">. Formats: see vaecourse/live.py.
  * Grey levels: floor(255 * clip(p, 0, 1) + 0.5), drawn as ink on white (canvas value 255 - level),
@@ -21,6 +24,7 @@
   var DECODER_FORMAT = "vaecourse.live.decoder/1";
   var RESULTS_FORMAT = "vaecourse.live.results/1";
   var KL_FORMAT = "vaecourse.live.kl/1";
+  var SAMPLES_FORMAT = "vaecourse.live.samples/1";
   var SVG = "http://www.w3.org/2000/svg";
   var uid = 0;
 
@@ -477,6 +481,95 @@
     this.desc.textContent = text;
   };
 
+  // ------------------------------------------------------------------------------------ samples explorer
+  function SamplesExplorer(root, spec) {
+    if (!spec || spec.format !== SAMPLES_FORMAT) throw new Error("not a samples spec (format " + SAMPLES_FORMAT + ")");
+    var self = this, id = "vc-live-" + ++uid, edges = spec.edges, nb = edges.length - 1;
+    this.root = root;
+    this.spec = spec;
+    // counts per setting, as numpy.histogram: right-open bins, the last one closed
+    this.counts = spec.settings.map(function (s) {
+      var c = new Array(nb).fill(0);
+      s.values.forEach(function (v) {
+        var lo = 0, hi = nb; // edges[lo] <= v < edges[hi]
+        if (v < edges[0] || v > edges[nb]) return;
+        while (hi - lo > 1) {
+          var mid = (lo + hi) >> 1;
+          if (v >= edges[mid]) lo = mid; else hi = mid;
+        }
+        c[lo] += 1;
+      });
+      return c;
+    });
+    this.countMax = Math.max.apply(null, this.counts.map(function (c) { return Math.max.apply(null, c); }));
+
+    var row = el("div", {"class": "vc-live-slider vc-live-setting"}, root);
+    el("label", {"for": id + "-s", text: spec.label}, row);
+    this.input = el("input", {type: "range", id: id + "-s", min: "0", max: String(spec.settings.length - 1),
+                              step: "1", value: "0"}, row);
+    this.output = el("output", {"for": id + "-s"}, row);
+    this.input.addEventListener("input", function () { self.show(parseInt(self.input.value, 10)); });
+
+    var w = 480, h = 150, chart = el("figure", {"class": "vc-live-chart vc-live-wide"}, root);
+    this.svg = svgEl("svg", {viewBox: "0 0 " + w + " " + (h + 18), width: w, height: h + 18, role: "img"}, chart);
+    var x = function (v) { return (w * (v - edges[0])) / (edges[nb] - edges[0]); };
+    this.bars = [];
+    for (var i = 0; i < nb; i++) {
+      var bar = svgEl("rect", {x: x(edges[i]).toFixed(2), width: Math.max(0.5, x(edges[i + 1]) - x(edges[i]) - 1).toFixed(2),
+                               "class": "vc-live-bar"}, this.svg);
+      bar.appendChild(svgEl("title", {}));
+      this.bars.push(bar);
+    }
+    svgEl("line", {x1: 0, x2: w, y1: h, y2: h, "class": "vc-live-axis"}, this.svg);
+    [edges[0], (edges[0] + edges[nb]) / 2, edges[nb]].forEach(function (v, k) {
+      var t = svgEl("text", {x: x(v).toFixed(1), y: h + 14, "class": "vc-live-tick",
+                             "text-anchor": ["start", "middle", "end"][k]}, self.svg);
+      t.textContent = v.toFixed(2);
+    });
+    spec.lines.forEach(function (line, k) {
+      svgEl("line", {x1: x(line.value), x2: x(line.value), y1: 0, y2: h,
+                     "class": "vc-live-ref vc-live-ref" + (k % 3)}, self.svg).appendChild(svgEl("title", {}))
+        .textContent = line.label + ": " + line.value.toFixed(3);
+    });
+    this.meanLine = svgEl("line", {y1: 0, y2: h, "class": "vc-live-mean"}, this.svg);
+    this.h = h;
+    this.x = x;
+    var legend = spec.lines.map(function (l, k) { return ["dashed", "dotted", "dash-dotted"][k % 3] + ": " + l.label; });
+    el("figcaption", {text: "Histogram of the estimates (" + spec.x_label + "), one axis for every setting; " +
+                      (legend.length ? legend.join(", ") + "; " : "") + "solid: their mean"}, chart);
+    this.desc = el("p", {"class": "vc-live-desc", "aria-live": "polite"}, root);
+    this.show(0);
+  }
+
+  SamplesExplorer.prototype.show = function (index) {
+    var s = this.spec.settings[index], c = this.counts[index], h = this.h, self = this, edges = this.spec.edges;
+    this.index = index;
+    c.forEach(function (n, i) {
+      var bh = (h * n) / self.countMax;
+      self.bars[i].setAttribute("y", (h - bh).toFixed(2));
+      self.bars[i].setAttribute("height", bh.toFixed(2));
+      self.bars[i].firstChild.textContent = n + " estimates in [" + edges[i].toFixed(2) + ", " + edges[i + 1].toFixed(2) + ")";
+    });
+    var n = s.values.length, mean = s.values.reduce(function (a, b) { return a + b; }, 0) / n;
+    var sd = Math.sqrt(s.values.reduce(function (a, v) { return a + (v - mean) * (v - mean); }, 0) / (n - 1));
+    this.mean = mean;
+    this.sd = sd;
+    this.meanLine.setAttribute("x1", this.x(mean).toFixed(2));
+    this.meanLine.setAttribute("x2", this.x(mean).toFixed(2));
+    this.above = this.spec.lines.map(function (line) {
+      return s.values.filter(function (v) { return v > line.value; }).length / n;
+    });
+    this.output.textContent = s.label;
+    this.input.setAttribute("aria-valuetext", s.label);
+    var refs = this.spec.lines.map(function (line, k) {
+      return Math.round(100 * self.above[k]) + "% above " + line.label + " (" + line.value.toFixed(2) + ")";
+    });
+    var text = s.label + ": " + n + " estimates, mean " + mean.toFixed(2) + ", standard deviation " + sd.toFixed(2) +
+      (refs.length ? "; " + refs.join(", ") : "") + ".";
+    this.svg.setAttribute("aria-label", "Histogram for " + text);
+    this.desc.textContent = text;
+  };
+
   // ------------------------------------------------------------------------------------ start-up
   function readSpec(root) {
     var inline = root.querySelector("script.vc-live-data");
@@ -502,7 +595,8 @@
     return readSpec(root).then(function (spec) {
       var fallback = root.querySelector(".vc-live-fallback");
       var view = kind === "latent" ? new LatentExplorer(root, spec, options)
-        : kind === "kl" ? new KLExplorer(root, spec) : new ResultsExplorer(root, spec);
+        : kind === "kl" ? new KLExplorer(root, spec)
+        : kind === "samples" ? new SamplesExplorer(root, spec) : new ResultsExplorer(root, spec);
       if (fallback) fallback.remove();
       root.vcLive = view;
       root.setAttribute("data-ready", "true");
