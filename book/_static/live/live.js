@@ -143,6 +143,15 @@
     return s.indexOf(".") < 0 ? 0 : s.length - s.indexOf(".") - 1;
   }
 
+  function settingSlider(view, root, id, spec) { // a slider over spec.settings: view.show(index) on every move
+    var row = el("div", {"class": "vc-live-slider vc-live-setting"}, root);
+    el("label", {"for": id + "-s", text: spec.label}, row);
+    view.input = el("input", {type: "range", id: id + "-s", min: "0", max: String(spec.settings.length - 1),
+                              step: "1", value: "0"}, row);
+    view.output = el("output", {"for": id + "-s"}, row);
+    view.input.addEventListener("input", function () { view.show(parseInt(view.input.value, 10)); });
+  }
+
   function imageCanvas(shape, parent, cls) {
     return el("canvas", {"class": cls, width: shape[1], height: shape[0]}, parent);
   }
@@ -312,12 +321,7 @@
     if (spec.threshold !== null && spec.threshold !== undefined) this.klMax = Math.max(this.klMax, spec.threshold);
     this.klMax = this.klMax > 0 ? this.klMax : 1;
 
-    var row = el("div", {"class": "vc-live-slider vc-live-setting"}, root);
-    el("label", {"for": id + "-s", text: spec.label}, row);
-    this.input = el("input", {type: "range", id: id + "-s", min: "0", max: String(spec.settings.length - 1),
-                              step: "1", value: "0"}, row);
-    this.output = el("output", {"for": id + "-s"}, row);
-    this.input.addEventListener("input", function () { self.show(parseInt(self.input.value, 10)); });
+    settingSlider(this, root, id, spec);
 
     var body = el("div", {"class": "vc-live-body"}, root);
     var grid = el("div", {"class": "vc-live-grid", role: "img"}, body);
@@ -503,12 +507,7 @@
     });
     this.countMax = Math.max.apply(null, this.counts.map(function (c) { return Math.max.apply(null, c); }));
 
-    var row = el("div", {"class": "vc-live-slider vc-live-setting"}, root);
-    el("label", {"for": id + "-s", text: spec.label}, row);
-    this.input = el("input", {type: "range", id: id + "-s", min: "0", max: String(spec.settings.length - 1),
-                              step: "1", value: "0"}, row);
-    this.output = el("output", {"for": id + "-s"}, row);
-    this.input.addEventListener("input", function () { self.show(parseInt(self.input.value, 10)); });
+    settingSlider(this, root, id, spec);
 
     var w = 480, h = 150, chart = el("figure", {"class": "vc-live-chart vc-live-wide"}, root);
     this.svg = svgEl("svg", {viewBox: "0 0 " + w + " " + (h + 18), width: w, height: h + 18, role: "img"}, chart);
