@@ -331,6 +331,11 @@ def test_kl_snippet_embeds_its_start_and_names_the_kl():
         (dict(mu=[0.0] * 5, var=[1.0] * 5), "^mu and var must hold the same number"),
         (dict(mu=[4.0], var=[1.0]), r"^mu must lie in \[-3, 3\]"),
         (dict(mu=[0.0], var=[1.0], var_range=(2.0, 1.0)), "^var_range must be"),
+        (dict(mu=[0.0], var=[1.0], var_range=(1.0,)), "^var_range must be"),
+        (dict(mu="abc", var=[1.0]), "^mu must be real numbers"),
+        (dict(mu=None, var=[1.0]), "^mu must be real numbers"),
+        (dict(mu=[True], var=[1.0]), "^mu must be real numbers"),
+        (dict(mu=[0.0], var=[1.0], extent="x"), "^extent must be a finite number"),
         (dict(mu=[0.0], var=[1.0], step=0), "^step must be > 0"),
     ],
 )
@@ -368,6 +373,8 @@ def test_samples_spec_bins_every_value_on_one_axis():
         ({1: [0.0, float("inf")]}, {}, r"^settings\[1\] must hold at least 2 finite values"),
         ({1: [0.0, 1.0]}, {"bins": 1}, "^bins must be a whole number"),
         ({1: [0.0, 1.0]}, {"lines": {"x": float("nan")}}, r"^lines\['x'\] must be a finite number"),
+        ({1: [0.0, 1.0]}, {"lines": [1.0, 2.0]}, "^lines must be a"),
+        ({1: "abc"}, {}, r"^settings\[1\] must be real numbers"),
     ],
 )
 def test_samples_spec_arguments_are_checked(settings, kwargs, says):

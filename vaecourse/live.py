@@ -562,6 +562,22 @@ def _number(name, value, positive=True):
     return float(value)
 
 
+def _reals(name, values):
+    """``values`` (a tensor, an array or a list of real numbers) as a flat list of floats."""
+    bad = ValueError(f"{name} must be real numbers (a tensor, an array or a list), got {values!r:.80}")
+    if isinstance(values, torch.Tensor):
+        if values.dtype == torch.bool or values.is_complex():
+            raise bad
+        return values.detach().cpu().double().reshape(-1).tolist()
+    try:
+        a = np.asarray(values)
+    except (TypeError, ValueError):
+        raise bad from None
+    if a.dtype.kind not in "iuf":  # strings, None, booleans, ragged lists
+        raise bad
+    return a.astype(np.float64).reshape(-1).tolist()
+
+
 def latent_explorer(model, name, *, dims=None, pad=(0, 1), extent=3.0, step=0.1, y=None, inline=False,
                     out_dir=None, src=None, image_shape=None):  # fmt: skip
     """The latent explorer as a live figure: sliders over z and a 2-D pad, the decoded digit redrawn.
@@ -642,14 +658,15 @@ def kl_explorer(mu, var, *, extent=3.0, var_range=(0.05, 5.0), step=0.05):
     as bars, with the total; ``mu`` and ``var`` (1 to 4 dimensions, variances, not log-variances) are
     where the sliders start. The spec is a few numbers, embedded in the page.
     """
-    mu = [_number("mu", float(m), positive=False) for m in torch.as_tensor(mu, dtype=torch.float64).reshape(-1)]
-    var = [_number("var", float(v)) for v in torch.as_tensor(var, dtype=torch.float64).reshape(-1)]
+    mu = [_number("mu", m, positive=False) for m in _reals("mu", mu)]
+    var = [_number("var", v) for v in _reals("var", var)]
     if not 1 <= len(mu) <= 4 or len(var) != len(mu):
         raise ValueError(f"mu and var must hold the same number (1 to 4) of dimensions, got {len(mu)} and {len(var)}")
     extent, step = _number("extent", extent), _number("step", step)
-    lo, hi = (_number("var_range", v) for v in var_range)
-    if not lo < hi:
+    bounds = _reals("var_range", var_range)
+    if len(bounds) != 2 or not 0 < bounds[0] < bounds[1] < math.inf:
         raise ValueError(f"var_range must be (low, high) with 0 < low < high, got {var_range!r}")
+    lo, hi = bounds
     if any(abs(m) > extent for m in mu) or any(not lo <= v <= hi for v in var):
         raise ValueError(f"mu must lie in [-{extent:g}, {extent:g}] and var in [{lo:g}, {hi:g}], got {mu} and {var}")
     spec = {"format": KL_FORMAT, "mu": mu, "var": var, "extent": extent, "var_min": lo, "var_max": hi, "step": step}
@@ -682,12 +699,14 @@ def samples_spec(settings, *, label, x_label, lines=None, bins=40):
         raise ValueError(f"bins must be a whole number from 2 to 200, got {bins!r}")
     entries, every = [], []
     for key, values in settings.items():
-        v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu()).reshape(-1).round(4)
+        v = np.array(_reals(f"settings[{key!r}]", values)).round(4)
         if v.size < 2 or not np.isfinite(v).all():
             raise ValueError(f"settings[{key!r}] must hold at least 2 finite values")
         entries.append({"label": f"{label} = {key}", "values": v.tolist()})
         every.append(v)
-    lines = {str(k): _number(f"lines[{k!r}]", float(v), positive=False) for k, v in (lines or {}).items()}
+    if lines is not None and not isinstance(lines, Mapping):
+        raise ValueError(f"lines must be a {{name: value}} mapping, got {lines!r:.80}")
+    lines = {str(k): _number(f"lines[{k!r}]", v, positive=False) for k, v in (lines or {}).items()}
     allv = np.concatenate(every + [np.array(list(lines.values()))])
     lo, hi = float(allv.min()), float(allv.max())
     pad = 0.02 * (hi - lo) if hi > lo else 1.0
