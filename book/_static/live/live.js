@@ -410,13 +410,14 @@
         self.outputs[kind].push(out);
       });
     }
-    var w = 320, h = 120;
-    var plot = el("figure", {"class": "vc-live-chart"}, body);
+    var w = 320, h = 120, plots = el("div", {"class": "vc-live-stack"}, body);  // the two plots, one above the other
+    var plot = el("figure", {"class": "vc-live-chart"}, plots);
     this.canvas = el("canvas", {"class": "vc-live-density", width: w, height: h, role: "img"}, plot);
     el("figcaption", {text: "densities of q_j (solid, one colour per dimension) and of the prior N(0, 1) (dashed), " +
                       "z from -5 to 5"}, plot);
-    var chart = el("figure", {"class": "vc-live-chart"}, body);
+    var chart = el("figure", {"class": "vc-live-chart"}, plots);
     var bw = Math.min(60, w / Z);
+    h = 70;
     this.svg = svgEl("svg", {viewBox: "0 0 " + w + " " + (h + 2), width: w, height: h + 2, role: "img"}, chart);
     this.bars = [];
     for (j = 0; j < Z; j++) {
