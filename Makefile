@@ -31,7 +31,7 @@ book: $(STAMP)
 	@echo "The book is at $(CURDIR)/_build/html/index.html (serve it: $(BIN)/python -m http.server -d _build/html 8000)"
 
 # The book as one PDF (_build/latex/vaecourse.pdf), typeset by LaTeX: needs TeX Live (Debian:
-# apt-get install texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk).
+# apt-get install texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk fonts-freefont-otf).
 pdf: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --builder pdflatex
 	@echo "The PDF is at $(CURDIR)/_build/latex/vaecourse.pdf"

@@ -2,7 +2,8 @@
 
 Jupyter Book's other PDF route (``--builder pdfhtml``) prints the HTML with a browser that playwright
 downloads at run time, which an offline machine cannot do; the LaTeX route typesets the maths itself
-and needs nothing from the network. Without ``xelatex`` and ``latexmk`` the test skips and says so.
+and needs nothing from the network. Without ``xelatex``, ``latexmk`` or the FreeSerif font (which Sphinx's
+xelatex set-up asks for) the test skips and says so.
 """
 
 import os
@@ -22,6 +23,10 @@ pytestmark = pytest.mark.slow
 def test_the_book_builds_as_one_pdf_with_every_chapter(tmp_path):
     if not (shutil.which("xelatex") and shutil.which("latexmk")):
         pytest.skip("TeX Live is not installed (Debian: apt-get install texlive-xetex texlive-latex-extra latexmk)")
+    fc_list = shutil.which("fc-list")
+    fonts = subprocess.run([fc_list, ":family=FreeSerif"], capture_output=True, text=True) if fc_list else None
+    if fonts is None or "FreeSerif" not in fonts.stdout:  # the font Sphinx's xelatex set-up asks for
+        pytest.skip("the FreeSerif font is not installed (Debian: apt-get install fonts-freefont-otf)")
     jb = Path(sys.executable).parent / "jupyter-book"
     out = tmp_path / "build"
     env = dict(os.environ, PATH=f"{jb.parent}{os.pathsep}{os.environ.get('PATH', '')}")
