@@ -284,7 +284,8 @@ def test_inline_snippet_cannot_break_out_of_its_script():
     assert spec == live.results_spec(_settings() | {1.0: settings[1.0]}, label="beta")
 
 
-def test_figure_arguments_are_checked(tmp_path):
+def test_figure_arguments_are_checked(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAECOURSE_LIVE_DIR", raising=False)
     model = vc.VAE(64, 3, hidden=(8,))
     with pytest.raises(ValueError, match="^name must be"):
         live.latent_explorer(model, "../evil", out_dir=tmp_path)
@@ -307,6 +308,18 @@ def test_figure_arguments_are_checked(tmp_path):
         assert live.latent_explorer(model, "a").path == tmp_path / "_static" / "live" / "data" / "a.json"
     finally:
         os.chdir(cwd)
+
+
+def test_the_environment_can_send_the_json_elsewhere(tmp_path, monkeypatch):
+    """VAECOURSE_LIVE_DIR (set by `make test` for the chapters) redirects the default folder, not an out_dir."""
+    model = vc.VAE(64, 2, hidden=(8,))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "_static").mkdir()
+    monkeypatch.setenv("VAECOURSE_LIVE_DIR", str(tmp_path / "scratch"))
+    fig = live.latent_explorer(model, "a")
+    assert fig.path == tmp_path / "scratch" / "a.json" and fig.path.is_file()
+    assert not (tmp_path / "_static" / "live").exists() and 'data-src="data/a.json"' in fig.html
+    assert live.latent_explorer(model, "b", out_dir=tmp_path / "x").path == tmp_path / "x" / "b.json"
 
 
 def test_kl_snippet_embeds_its_start_and_names_the_kl():

@@ -30,6 +30,9 @@ The JSON's numbers are little-endian float32 (weights) or uint8 (images), base64
 File paths: a figure's JSON goes to ``_static/live/data/<name>.json`` under the notebook's folder
 (``book/``), which the book build copies to ``_build/html/_static/live/data/``; the snippet's
 ``data-src`` is resolved against the folder of ``live.js``, so the same snippet works on every page.
+Where the environment sets ``VAECOURSE_LIVE_DIR``, the JSON goes there instead: ``make test`` re-runs
+the chapters that way, so that a run on another CPU (other weights in the last digits) leaves the
+committed files, those of the stored outputs, as they were.
 """
 
 import base64
@@ -37,6 +40,7 @@ import html
 import json
 import math
 import numbers
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -536,6 +540,8 @@ def snippet(kind, *, src=None, data=None, options=None, label="", note=None):
 def _output(name, out_dir):
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"name must be letters, digits, '-' or '_' (it names the JSON file), got {name!r}")
+    if out_dir is None and os.environ.get("VAECOURSE_LIVE_DIR"):  # set by `make test`: the tree stays as it was
+        out_dir = os.environ["VAECOURSE_LIVE_DIR"]
     if out_dir is None:
         if not (Path.cwd() / "_static").is_dir():
             raise ValueError(
