@@ -49,6 +49,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .losses import gaussian_kl_per_dim
+
 __all__ = [
     "DECODER_FORMAT",
     "KL_FORMAT",
@@ -501,7 +503,7 @@ def snippet(kind, *, src=None, data=None, options=None, label="", note=None):
     """The HTML of one live figure: a ``<div class="vc-live">`` that ``live.js`` turns into the figure.
 
     Args:
-        kind: ``"latent"`` (decoder spec), ``"results"`` (results spec) or ``"kl"`` (KL spec) or ``"samples"``.
+        kind: ``"latent"``, ``"results"``, ``"kl"`` or ``"samples"``: which figure (and which spec it reads).
         src: URL of the JSON, resolved against the folder of ``live.js`` (``data/<name>.json``), or
         data: the spec itself, embedded in the page (no separate file: also works from ``file://``).
         options: figure options (``latent``: dims, pad, extent, step) as a JSON object.
@@ -676,7 +678,8 @@ def kl_explorer(mu, var, *, extent=3.0, var_range=(0.05, 5.0), step=0.05):
     if any(abs(m) > extent for m in mu) or any(not lo <= v <= hi for v in var):
         raise ValueError(f"mu must lie in [-{extent:g}, {extent:g}] and var in [{lo:g}, {hi:g}], got {mu} and {var}")
     spec = {"format": KL_FORMAT, "mu": mu, "var": var, "extent": extent, "var_min": lo, "var_max": hi, "step": step}
-    kl = [0.5 * (m * m + v - 1 - math.log(v)) for m, v in zip(mu, var)]
+    kl = gaussian_kl_per_dim(torch.tensor(mu, dtype=torch.float64), torch.tensor(var, dtype=torch.float64).log())
+    kl = kl.tolist()  # what the page computes as (mu_j^2 + var_j - 1 - log var_j) / 2
     label = (
         f"KL explorer: a mean and a variance slider for each of the {len(mu)} dimensions of q = N(mu, diag sigma^2); "
         "the densities of q_j against the prior N(0, 1), KL_j as bars and the total"
@@ -735,8 +738,10 @@ def samples_counts(spec, index):
 
 def samples_explorer(settings, *, label, x_label, lines=None, bins=40):
     """A slider over settings of repeated estimates, as a live figure (see ``samples_spec``); embedded."""
-    spec = settings if isinstance(settings, Mapping) and settings.get("format") == SAMPLES_FORMAT else None
-    spec = spec or samples_spec(settings, label=label, x_label=x_label, lines=lines, bins=bins)
+    if isinstance(settings, Mapping) and settings.get("format") == SAMPLES_FORMAT:
+        spec = settings  # a spec made by samples_spec
+    else:
+        spec = samples_spec(settings, label=label, x_label=x_label, lines=lines, bins=bins)
     names = ", ".join(s["label"] for s in spec["settings"])
     refs = " and ".join(f"{line['label']} ({line['value']:.2f})" for line in spec["lines"])
     text = (
