@@ -800,7 +800,8 @@ def live_site(tmp_path_factory):
     (site / "book").mkdir()
     kl = live.kl_explorer([2.0, 0.0], [0.25, 4.0])
     draws = {k: torch.randn(300, generator=gen, dtype=torch.float64) / k**0.5 - 1 / k for k in (1, 10, 100)}
-    samples = live.samples_explorer(draws, label="K", x_label="an estimate", lines={"truth": 0.0, "start": -1.0})
+    lines = {"truth": 0.0, "start": -1.0}
+    samples = live.samples_explorer(draws, "samples", label="K", x_label="an estimate", lines=lines, inline=True)
     page = LIVE_PAGE.format(latent=latent.html, results=results.html, kl=kl.html, samples=samples.html)
     (site / "book" / "live.html").write_text(page)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(site)))

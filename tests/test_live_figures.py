@@ -357,7 +357,7 @@ def test_kl_explorer_arguments_are_checked(kwargs, says):
         live.kl_explorer(**kwargs)
 
 
-def test_samples_spec_bins_every_value_on_one_axis():
+def test_samples_spec_bins_every_value_on_one_axis(tmp_path):
     gen = torch.Generator().manual_seed(0)
     draws = {k: torch.randn(500, generator=gen, dtype=torch.float64) / k for k in (1, 4, 16)}
     spec = live.samples_spec(draws, label="K", x_label="estimate", lines={"log p(x)": 0.25}, bins=30)
@@ -372,10 +372,14 @@ def test_samples_spec_bins_every_value_on_one_axis():
         assert np.array_equal(spec["settings"][i]["values"], values.numpy().round(4))
         assert np.array_equal(live.samples_counts(spec, i), np.histogram(values.numpy().round(4), bins=edges)[0])
         assert live.samples_counts(spec, i).sum() == 500
-    fig = live.samples_explorer(spec, label="K", x_label="estimate")
+    fig = live.samples_explorer(spec, "s", label="K", x_label="estimate", inline=True)
     tree = _parse(fig.html)
     assert tree.elements[0][1]["data-vc-live"] == "samples" and json.loads(tree.scripts[0]) == spec
     assert "3 settings (K = 1, K = 4, K = 16)" in repr(fig) and "log p(x) (0.25)" in repr(fig)
+    kwargs = dict(label="K", x_label="estimate", lines={"log p(x)": 0.25}, bins=30)
+    fig = live.samples_explorer(draws, "ch06", **kwargs, out_dir=tmp_path)  # a file, as the chapter writes
+    assert fig.path == tmp_path / "ch06.json" and json.loads(fig.path.read_text()) == spec
+    assert _parse(fig.html).elements[0][1]["data-src"] == "data/ch06.json" and "ch06.json" in repr(fig)
 
 
 @pytest.mark.parametrize(

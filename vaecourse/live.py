@@ -736,8 +736,12 @@ def samples_counts(spec, index):
     return counts
 
 
-def samples_explorer(settings, *, label, x_label, lines=None, bins=40):
-    """A slider over settings of repeated estimates, as a live figure (see ``samples_spec``); embedded."""
+def samples_explorer(settings, name, *, label, x_label, lines=None, bins=40, inline=False, out_dir=None, src=None):
+    """A slider over settings of repeated estimates, as a live figure (see ``samples_spec``).
+
+    ``settings`` is ``{setting: values}`` or a spec from ``samples_spec``. The spec goes to
+    ``<out_dir>/<name>.json`` (as for ``results_explorer``), or into the page with ``inline=True``.
+    """
     if isinstance(settings, Mapping) and settings.get("format") == SAMPLES_FORMAT:
         spec = settings  # a spec made by samples_spec
     else:
@@ -750,4 +754,12 @@ def samples_explorer(settings, *, label, x_label, lines=None, bins=40):
         + (f", with lines at {refs}" if refs else "")
     )
     note = "in the HTML book this area holds a slider that redraws the histogram in the page; here it is not running."
-    return LiveFigure(snippet("samples", data=spec, label=text, note=note), text + ". Live in the HTML book.")
+    if inline:
+        path = None
+        html_text = snippet("samples", data=spec, label=text, note=note)
+    else:
+        path = _output(name, out_dir)
+        _write(spec, path)
+        html_text = snippet("samples", src=src or f"data/{path.name}", label=text, note=note)
+    where = f"; data in {_shown(path)}" if path else ""
+    return LiveFigure(html_text, f"{text}. Live in the HTML book{where}.", path)
