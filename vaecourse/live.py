@@ -570,6 +570,20 @@ def _number(name, value, positive=True):
     return float(value)
 
 
+def _figure(kind, spec, name, label, *, inline, out_dir, src, options=None, note=None):
+    """The LiveFigure for ``spec``: embedded in the page (``inline``) or written to ``<out_dir>/<name>.json``
+    and loaded from ``src`` (default ``data/<name>.json``); its text is ``label`` and where the data went."""
+    if inline:
+        path = None
+        html_text = snippet(kind, data=spec, options=options, label=label, note=note)
+    else:
+        path = _output(name, out_dir)
+        _write(spec, path)
+        html_text = snippet(kind, src=src or f"data/{path.name}", options=options, label=label, note=note)
+    where = f"; data in {_shown(path)}" if path else ""
+    return LiveFigure(html_text, f"{label}. Live in the HTML book{where}.", path)
+
+
 def _reals(name, values):
     """``values`` (a tensor, an array or a list of real numbers) as a flat list of floats."""
     bad = ValueError(f"{name} must be real numbers (a tensor, an array or a list), got {values!r:.80}")
@@ -621,15 +635,7 @@ def latent_explorer(model, name, *, dims=None, pad=(0, 1), extent=3.0, step=0.1,
         f"{len(dims)} slider(s)"
         + (f" or by dragging a point on a pad over z{pad[0] + 1} and z{pad[1] + 1}" if pad else "")
     )
-    if inline:
-        path = None
-        html_text = snippet("latent", data=spec, options=options, label=label)
-    else:
-        path = _output(name, out_dir)
-        _write(spec, path)
-        html_text = snippet("latent", src=src or f"data/{path.name}", options=options, label=label)
-    text = f"{label}. Live in the HTML book" + (f"; data in {_shown(path)}" if path else "") + "."
-    return LiveFigure(html_text, text, path)
+    return _figure("latent", spec, name, label, inline=inline, out_dir=out_dir, src=src, options=options)
 
 
 def results_explorer(settings, name, *, label="value", inline=False, out_dir=None, src=None, **options):
@@ -648,15 +654,7 @@ def results_explorer(settings, name, *, label="value", inline=False, out_dir=Non
         f"({', '.join(s['label'] for s in spec['settings'])}); for each, {spec['n_images']} images, "
         "the KL per latent dimension as bars and the active units"
     )
-    if inline:
-        path = None
-        html_text = snippet("results", data=spec, label=text)
-    else:
-        path = _output(name, out_dir)
-        _write(spec, path)
-        html_text = snippet("results", src=src or f"data/{path.name}", label=text)
-    where = f"; data in {_shown(path)}" if path else ""
-    return LiveFigure(html_text, f"{text}. Live in the HTML book{where}.", path)
+    return _figure("results", spec, name, text, inline=inline, out_dir=out_dir, src=src)
 
 
 def kl_explorer(mu, var, *, extent=3.0, var_range=(0.05, 5.0), step=0.05):
@@ -754,12 +752,4 @@ def samples_explorer(settings, name, *, label, x_label, lines=None, bins=40, inl
         + (f", with lines at {refs}" if refs else "")
     )
     note = "in the HTML book this area holds a slider that redraws the histogram in the page; here it is not running."
-    if inline:
-        path = None
-        html_text = snippet("samples", data=spec, label=text, note=note)
-    else:
-        path = _output(name, out_dir)
-        _write(spec, path)
-        html_text = snippet("samples", src=src or f"data/{path.name}", label=text, note=note)
-    where = f"; data in {_shown(path)}" if path else ""
-    return LiveFigure(html_text, f"{text}. Live in the HTML book{where}.", path)
+    return _figure("samples", spec, name, text, inline=inline, out_dir=out_dir, src=src, note=note)
