@@ -64,7 +64,7 @@ PYTEST  := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -p no:cacheprovider
 test: $(STAMP)
 	@$(MAKE) --no-print-directory -k -j2 --output-sync=target $(LANES)
 
-test-lane-ch4 test-lane-ch5 test-lane-ch6: test-lane-%: $(STAMP)
+test-lane-ch4 test-lane-ch5 test-lane-ch6: test-lane-ch%: $(STAMP)
 	@echo "== lane: chapter $*"
 	$(NBVAL_RUN) $(filter book/0$*_%,$(HEAVY))
 
