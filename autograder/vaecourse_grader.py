@@ -249,6 +249,9 @@ class ResilientExecute(Execute):
     startup_attempts = Integer(3, help="Kernels tried before a notebook's kernel start counts as failed.").tag(
         config=True
     )
+    guard_timeout = Integer(
+        120, help="Seconds the test guard may take to install (its imports), whatever Execute.timeout is."
+    ).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._limits = Sandbox(parent=self)
@@ -281,7 +284,9 @@ class ResilientExecute(Execute):
             return cell, resources
         if not self._guarded and self._tests:  # a notebook without tests needs no guard (nor its imports)
             self._guarded = True
-            self._install_guard(index)
+            if self._install_guard(index) is not None:
+                cell.outputs = [_error_output("NotRun", self.not_run_message.format(reason=self._stopped))]
+                return cell, resources
         self._output_dropped, self._cell_output_left = None, self._limits.output_bytes
         try:
             if _is_test(cell):
@@ -456,21 +461,30 @@ class ResilientExecute(Execute):
         )
 
     def _install_guard(self, index):
-        """Run vaecourse_guard.py in the kernel, in a namespace of its own, before any submitted code."""
+        """Run vaecourse_guard.py in the kernel, in a namespace of its own, before any submitted code.
+
+        It has its own time limit (``guard_timeout``: its imports can take long on a busy machine). If it
+        cannot be installed, the notebook is not graded further: graded without the guard, a submission
+        could disarm the hidden tests. The cell says why, so that the instructor can grade it again."""
         with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "vaecourse_guard.py")) as f:
             source = f.read() + f"\ninstall({set(self._tests)!r})\n"
         setup = (
             f"exec(compile({source!r}, 'vaecourse_guard.py', 'exec'), "
             "{'__builtins__': dict(vars(__import__('builtins'))), '__name__': 'vaecourse_guard'})"
         )
+        limit, self.timeout = self.timeout, max(self.timeout or 0, self.guard_timeout)
         try:
             guard, _ = self._run_quietly(setup, index)
-        except Exception as err:  # grading goes on without the guard; the tests' own checks remain
-            self.log.warning("could not install the test guard: %s", err)
-            return
-        errors = [o for o in guard.get("outputs", []) if o.get("output_type") == "error"]
-        if errors:
-            self.log.warning("could not install the test guard: %s: %s", errors[0]["ename"], errors[0]["evalue"])
+            errors = [o for o in guard.get("outputs", []) if o.get("output_type") == "error"]
+            failure = f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else None
+        except Exception as err:  # a timeout, a dead kernel
+            failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        finally:
+            self.timeout = limit
+        if failure is not None:
+            self.log.warning("could not install the test guard (%s): the notebook is not graded further", failure)
+            self._stopped = f"the grader could not install its test guard ({failure}); grade this notebook again"
+        return failure
 
     def _stop(self, cell, ename, evalue, reason):
         self.log.warning("%s in cell: %s; the remaining cells are not run", ename, evalue)

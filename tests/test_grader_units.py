@@ -13,6 +13,7 @@ import exercise_kit as kit
 import nbformat
 import pytest
 from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError
 from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import LoggingConfigurable
@@ -476,15 +477,40 @@ def test_a_test_cell_is_split_into_its_top_level_statements(source, pieces):
     assert "".join(pieces) == source
 
 
+class _GuardTimesOut(ResilientExecute):
+    """A grader whose kernel takes too long to install the test guard (a machine under load)."""
+
+    limits = []
+
+    def _run_quietly(self, source, index):
+        if "'vaecourse_guard.py'" in source:
+            type(self).limits.append(self.timeout)
+            raise CellTimeoutError("Timeout waiting for IOPub output")
+        return super()._run_quietly(source, index)
+
+
+def test_the_guard_has_its_own_time_limit_and_a_notebook_it_cannot_guard_is_not_graded():
+    nb = _notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), _graded("assert x == 1", "t1")]
+    _GuardTimesOut.limits = []
+    nb, _ = _GuardTimesOut(timeout=2, guard_timeout=90).preprocess(nb, {"metadata": {"path": "."}})
+    assert _GuardTimesOut.limits == [90]  # not the cells' 2 s
+    for c in nb.cells:  # nothing ran unguarded: each cell says why, and the test fails
+        assert [o["ename"] for o in c.outputs] == ["NotRun"], c.outputs
+        assert "could not install its test guard (CellTimeoutError" in c.outputs[0]["evalue"]
+        assert "grade this notebook again" in c.outputs[0]["evalue"]
+
+
 def test_a_test_cell_run_statement_by_statement_reads_as_one_cell():
     """Outputs in order, the last expression shown, nothing after the first failure, one time limit
     for the whole cell (each statement is within it, their sum is not)."""
     nb = _notebook()
     shown = "print('one')\nx = 2\nx * 10\nx * 21"
     failing = "print('two')\nassert x == 3, 'x is 2'\nprint('never')"
-    slow = "import time\nfor _ in range(2):\n    time.sleep(0.3)\ntime.sleep(0.3)\ntime.sleep(0.3)\nprint('late')"
+    # each statement well within the 3 s limit (on a busy machine too), the four together past it
+    slow = "import time\nfor _ in range(2):\n    time.sleep(0.6)\ntime.sleep(1)\ntime.sleep(1)\nprint('late')"
     nb.cells = [_graded(shown, "t1"), _graded(failing, "t2"), _graded(slow, "t3"), _graded("print('next')", "t4")]
-    nb, _ = ResilientExecute(timeout=1).preprocess(nb, {"metadata": {"path": "."}})
+    nb, _ = ResilientExecute(timeout=3).preprocess(nb, {"metadata": {"path": "."}})
     what = lambda o: o.get("text") or o.get("data", {}).get("text/plain") or o.get("ename")  # noqa: E731
     out = [[(o["output_type"], what(o)) for o in c.outputs] for c in nb.cells]
     assert out[0] == [("stream", "one\n"), ("execute_result", "42")]
