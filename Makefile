@@ -62,7 +62,7 @@ LANES   := test-lane-package test-lane-autograder test-lane-ch5 test-lane-ch4 te
 PYTEST  := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -p no:cacheprovider
 
 test: $(STAMP)
-	@$(MAKE) --no-print-directory -k -j3 --output-sync=target $(LANES)
+	@$(MAKE) --no-print-directory -k -j2 --output-sync=target $(LANES)
 
 test-lane-ch4 test-lane-ch5 test-lane-ch6: test-lane-ch%: $(STAMP)
 	@echo "== lane: chapter $*"

@@ -111,6 +111,8 @@ c.Execute.shutdown_kernel = "immediate"
 # ResilientExecute then starts another kernel (startup_attempts) instead of dropping the submission.
 c.ResilientExecute.startup_attempts = 3
 c.ResilientExecute.max_timeouts = 2
+# the test guard's install (before the first cell) has its own limit; without the guard, no grade
+c.ResilientExecute.guard_timeout = 120
 # A file that is not a readable notebook is graded as the blank release, with a cell saying why.
 c.Autograde.exporter_class = SubmissionExporter
 # A notebook handed in under another name (ex3_gaussian_kl-Copy1.ipynb) is graded as the assignment's,
