@@ -107,8 +107,8 @@ c.Execute.startup_timeout = 120
 # A graded notebook's kernel is killed when its last cell has run: a graceful shutdown waits for
 # torch to tear itself down (1.3 s a kernel when idle, ~2 s under load: a quarter of grading time).
 c.Execute.shutdown_kernel = "immediate"
-# Two graders on one machine once raced for the same free TCP port and a kernel died at start-up;
-# ResilientExecute then starts another kernel (startup_attempts) instead of dropping the submission.
+# Two graders on one machine can race for the same free TCP port, and a kernel then dies at start-up:
+# ResilientExecute starts another kernel (startup_attempts) instead of dropping the submission.
 c.ResilientExecute.startup_attempts = 3
 c.ResilientExecute.max_timeouts = 2
 # the test guard's install (before the first cell) has its own limit; without the guard, no grade
