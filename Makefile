@@ -52,8 +52,9 @@ NBVAL_RUN = VAECOURSE_LIVE_DIR="$(CURDIR)/_build/test-live-data" $(PYTEST) $(NBV
 # book, as `make book` does), the capstone's graded submissions (grade.py, two at a time), the light
 # chapters, chapter 6 and the exercise notebooks. Every lane computes on one thread: the chapters
 # fix it in their set-up cell, the unit tests and graders get OMP_NUM_THREADS=1. A training step on
-# two OpenMP threads next to another busy process waits at every barrier (6-16x slower), and on one
-# idle core chapter 5 takes 118 s against 104 s on two.
+# two OpenMP threads next to another busy process waits at every barrier (chapters 4-6 as two such
+# lanes took 7:43, as two one-thread lanes 2:00), while a second thread for an idle process gains
+# little (chapter 5: 104 s alone on two threads, 118 s on one beside another lane).
 # Each lane's output is printed when it ends; `make test` fails if any lane fails (or collects nothing).
 HEAVY   := book/04_reparameterization.ipynb book/05_posterior_collapse.ipynb book/06_iwae.ipynb
 LANES   := test-lane-package test-lane-autograder test-lane-ch5 test-lane-ch4 test-lane-browser \
