@@ -272,6 +272,10 @@ class Sandbox(LoggingConfigurable):
         ops += ["--remount-ro", "/dev", "--remount-ro", "/"]
         bindir = os.path.dirname(os.path.abspath(command[0] if command else sys.executable))
         env = {"HOME": INSIDE_HOME, "TMPDIR": INSIDE_TMP, "USER": "student", "LOGNAME": "student"}
+        # Python's safe-path mode: neither Python nor IPython puts the working folder (the submission's
+        # copy) on sys.path, so a file handed in with the notebook (numpy.py, say) cannot stand in for
+        # a module that the kernel or the test guard imports before any cell runs
+        env["PYTHONSAFEPATH"] = "1"
         env["PATH"] = os.pathsep.join(dict.fromkeys([bindir, "/usr/local/bin", "/usr/bin", "/bin"]))
         env.update({k: os.environ[k] for k in self.pass_env if k in os.environ})
         for name, value in env.items():
