@@ -279,14 +279,12 @@ class ResilientExecute(Execute):
         self._started = True  # the kernel is up: failures from here on are the notebook's
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
+        if not self._guarded and self._tests:  # a notebook without tests needs no guard (nor its imports)
+            self._guarded = True
+            self._install_guard(index)  # before the first code cell; if it fails, no cell runs
         if self._stopped:
             cell.outputs = [_error_output("NotRun", self.not_run_message.format(reason=self._stopped))]
             return cell, resources
-        if not self._guarded and self._tests:  # a notebook without tests needs no guard (nor its imports)
-            self._guarded = True
-            if self._install_guard(index) is not None:
-                cell.outputs = [_error_output("NotRun", self.not_run_message.format(reason=self._stopped))]
-                return cell, resources
         self._output_dropped, self._cell_output_left = None, self._limits.output_bytes
         try:
             if _is_test(cell):
@@ -484,7 +482,6 @@ class ResilientExecute(Execute):
         if failure is not None:
             self.log.warning("could not install the test guard (%s): the notebook is not graded further", failure)
             self._stopped = f"the grader could not install its test guard ({failure}); grade this notebook again"
-        return failure
 
     def _stop(self, cell, ename, evalue, reason):
         self.log.warning("%s in cell: %s; the remaining cells are not run", ename, evalue)
