@@ -67,7 +67,7 @@ test: $(STAMP)
 
 test-lane-ch4 test-lane-ch5 test-lane-ch6: test-lane-ch%: $(STAMP)
 	@echo "== lane: chapter $*"
-	$(NBVAL_RUN) $(filter book/0$*_%,$(HEAVY))
+	$(NBVAL_RUN) $(or $(filter book/0$*_%,$(HEAVY)),$(error test-lane-ch$*: no chapter 0$*_* in HEAVY))
 
 test-lane-chapters: $(STAMP)
 	@echo "== lane: chapters"
