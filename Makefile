@@ -42,8 +42,9 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
 # a test run leaves book/_static/live/data as committed, with the stored outputs
 NBVAL_RUN = VAECOURSE_LIVE_DIR="$(CURDIR)/_build/test-live-data" $(PYTEST) $(NBVAL)
 
-# solutions/ is not run under nbval here: the autograder round trip (tests/test_autograder.py)
-# grades every reference solution, hidden tests included, and requires full marks.
+# solutions/ is not run under nbval here: the autograder round trip (tests/test_autograder.py, and
+# tests/test_capstone.py for the capstone) grades every reference solution, hidden tests included,
+# and requires full marks.
 #
 # `make test` runs every test in tests/ and every notebook in book/ as nine lanes, two at a time
 # (`make -j2`), each started when a slot frees up, longest first so that the last ones to start are

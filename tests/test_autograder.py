@@ -7,8 +7,9 @@ One module-scoped fixture does the expensive part once:
 2. a second copy of that course grades in parallel (two CPU cores: two kernels at a time);
 3. students ``alice`` (reference answers) and ``bob`` (a typical bug) go through the local
    exchange: release_assignment, fetch_assignment, submit, collect;
-4. fake students are dropped into submitted/: for every assignment the reference answers, the blank
-   release, a typical bug and answers that delegate to the library (``exercise_kit.DELEGATED``);
+4. fake students are dropped into submitted/: for every assignment the reference answers (but the
+   capstone's, graded in test_capstone.py with three other models), the blank release, a typical
+   bug and answers that delegate to the library (``exercise_kit.DELEGATED``);
    for ex3 each way of cheating in ``exercise_kit.CHEATS`` and each attack on the grading machine
    in ``sandbox_attacks.ATTACKS`` (listeners on the host's TCP and UDP ports record what reaches
    them); for ex6 a file cut off in the upload (no longer a notebook); for ex5 the reference answers
@@ -50,6 +51,7 @@ CHEATS_A += ["patching-thread"]
 CHEATS_B = ["edited-tests", "deleted-tests", "retyped-tests", "swallowed-errors", "stubborn-loop", "os-exit"]
 CHEATS_B += ["unhooked", "math-inf"]
 ASSIGNMENTS_A = ["ex1_latent_models", "ex2_elbo", "ex3_gaussian_kl"]
+CAPSTONE = "ex7_capstone"  # graded end to end in test_capstone.py: here its blank, buggy and delegating answers
 INVERT_ASSIGNMENT = "ex1_latent_models"  # `nbgrader validate --invert` on its blank release
 UNREADABLE_ASSIGNMENT = "ex6_iwae"  # course B gets the first half of its release file as a submission
 RENAMED_ASSIGNMENT = "ex5_posterior_collapse"  # course B gets its reference answers as RENAMED_FILE
@@ -193,7 +195,8 @@ def graded(tmp_path_factory):
     subs_b = {}
     for a in kit.ASSIGNMENTS:
         if a not in ASSIGNMENTS_A:
-            subs_b[("ref", a)] = kit.solved(a, release_root=release_root)
+            if a != CAPSTONE:  # its reference answers are graded, and their numbers read, in test_capstone.py
+                subs_b[("ref", a)] = kit.solved(a, release_root=release_root)
             subs_b[("blank", a)] = kit.release_nb(a, release_root)
             subs_b[("wrong", a)] = kit.solved(a, kit.WRONG[a], release_root=release_root)
             if a in kit.DELEGATED:
@@ -286,7 +289,8 @@ def graded(tmp_path_factory):
     # checks every release's tests fail; this checks the instructor's command says so)
     invert_nb = kit.write(kit.release_nb(INVERT_ASSIGNMENT, release_root), student_dir / "invert" / "blank.ipynb")
     validate = {}
-    # (the reference answers' "Success!" and validate's time for every assignment: test_grader_units.py)
+    # (the reference answers' "Success!" and validate's time: test_grader_units.py, the capstone's
+    # in test_capstone.py)
     for name, args in [("blank", [blank_nb]), ("--invert", ["--invert", invert_nb])]:
         t0 = time.perf_counter()
         proc = subprocess.run(
@@ -413,7 +417,7 @@ def test_release_in_sync(graded):
 # ----------------------------------------------------------------------------- scores
 
 
-@pytest.mark.parametrize("assignment", kit.ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", [a for a in kit.ASSIGNMENTS if a != CAPSTONE])
 def test_reference_solution_scores_full_marks(graded, assignment):
     student = "alice" if assignment == EXCHANGE_ASSIGNMENT else "ref"
     s = graded["scores"][(student, assignment)]
