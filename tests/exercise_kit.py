@@ -23,6 +23,7 @@ SOLUTIONS = REPO / "solutions"
 RELEASE = REPO / "book" / "exercises"
 AUTOGRADER = REPO / "autograder"
 ASSIGNMENTS = sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
+CAPSTONE = "ex7_capstone"  # graded end to end, with models written for it, in test_capstone.py
 COURSE_FILES = (
     "nbgrader_config.py",
     "vaecourse_grader.py",

@@ -51,7 +51,6 @@ CHEATS_A += ["patching-thread"]
 CHEATS_B = ["edited-tests", "deleted-tests", "retyped-tests", "swallowed-errors", "stubborn-loop", "os-exit"]
 CHEATS_B += ["unhooked", "math-inf"]
 ASSIGNMENTS_A = ["ex1_latent_models", "ex2_elbo", "ex3_gaussian_kl"]
-CAPSTONE = "ex7_capstone"  # graded end to end in test_capstone.py: here its blank, buggy and delegating answers
 INVERT_ASSIGNMENT = "ex1_latent_models"  # `nbgrader validate --invert` on its blank release
 UNREADABLE_ASSIGNMENT = "ex6_iwae"  # course B gets the first half of its release file as a submission
 RENAMED_ASSIGNMENT = "ex5_posterior_collapse"  # course B gets its reference answers as RENAMED_FILE
@@ -195,7 +194,7 @@ def graded(tmp_path_factory):
     subs_b = {}
     for a in kit.ASSIGNMENTS:
         if a not in ASSIGNMENTS_A:
-            if a != CAPSTONE:  # its reference answers are graded, and their numbers read, in test_capstone.py
+            if a != kit.CAPSTONE:  # its reference answers are graded, and their numbers read, in test_capstone.py
                 subs_b[("ref", a)] = kit.solved(a, release_root=release_root)
             subs_b[("blank", a)] = kit.release_nb(a, release_root)
             subs_b[("wrong", a)] = kit.solved(a, kit.WRONG[a], release_root=release_root)
@@ -417,7 +416,7 @@ def test_release_in_sync(graded):
 # ----------------------------------------------------------------------------- scores
 
 
-@pytest.mark.parametrize("assignment", [a for a in kit.ASSIGNMENTS if a != CAPSTONE])
+@pytest.mark.parametrize("assignment", [a for a in kit.ASSIGNMENTS if a != kit.CAPSTONE])
 def test_reference_solution_scores_full_marks(graded, assignment):
     student = "alice" if assignment == EXCHANGE_ASSIGNMENT else "ref"
     s = graded["scores"][(student, assignment)]

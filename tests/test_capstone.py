@@ -28,7 +28,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-A = "ex7_capstone"
+A = kit.CAPSTONE
 JOBS = 2  # submissions graded at once, as make grade does by default
 
 PLAIN = {

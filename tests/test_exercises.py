@@ -1,7 +1,8 @@
 """Static checks of the exercises: source notebooks, released notebooks, grader config, TOC, README.
 
-Fast (no kernel is started). The graded round trips are in test_autograder.py and test_capstone.py
-(which between them grade every reference solution); the released notebooks in book/exercises/ run under nbval.
+Fast (no kernel is started). The graded round trips are in test_autograder.py and
+test_capstone.py (which between them grade every reference solution); the released notebooks in
+book/exercises/ run under nbval.
 """
 
 import ast

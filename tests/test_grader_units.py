@@ -720,7 +720,7 @@ def test_student_check_passes_a_solved_notebook_and_fails_a_blank_one(tmp_path):
 
 @pytest.mark.parametrize(
     "assignment",
-    [a for a in kit.ASSIGNMENTS if a != "ex7_capstone"],  # the capstone: < 60 s, test_capstone.py
+    [a for a in kit.ASSIGNMENTS if a != kit.CAPSTONE],  # the capstone: < 60 s, test_capstone.py
 )
 def test_validate_of_a_student_notebook_takes_under_15_seconds(tmp_path, monkeypatch, assignment):
     """`nbgrader validate` of the reference answers (what a student runs before submitting): it passes,
