@@ -11,15 +11,16 @@ preprocessor (and so of ``ResilientExecute``): every kernel that ``nbgrader auto
       prlimit --as=<memory_limit> --nproc=<process_limit> --fsize=<disk_limit> --core=0 --
       sh -c 'copy the submission folder to ~/<assignment>; cd there; exec python -m ipykernel_launcher ...'
 
-What the kernel sees: a root made of read-only bind mounts of the interpreter, its packages and
-the ``vaecourse`` package (nothing else of the host: no course directory, no ``solutions/``, no
-gradebook, no ``submitted/``/``autograded/``/``feedback/``, no exchange, no ``.git``, no home
-directories), a private ``/tmp`` holding ``$HOME`` and a writable copy of its own submission
-folder, fresh ``/proc`` (its own processes only) and ``/dev``. It has its own network namespace
-(only its own loopback: nothing on the host, 127.0.0.1 included, is reachable) and its own PID,
-IPC and UTS namespaces; nested user namespaces are disabled. When the grader runs as root, the
-sandbox runs as an unprivileged user (``Sandbox.unprivileged_uid``), so that root's exemption
-from the process limit and root's ownership of host files (``/etc/shadow``) do not carry over.
+What the kernel sees: a root made of read-only bind mounts of the interpreter, its packages (less
+``Sandbox.hidden_packages``: the debugger) and the ``vaecourse`` package (nothing else of the host:
+no course directory, no ``solutions/``, no gradebook, no
+``submitted/``/``autograded/``/``feedback/``, no exchange, no ``.git``, no home directories), a
+private ``/tmp`` holding ``$HOME`` and a writable copy of its own submission folder, fresh ``/proc``
+(its own processes only) and ``/dev``. It has its own network namespace (only its own loopback:
+nothing on the host, 127.0.0.1 included, is reachable) and its own PID, IPC and UTS namespaces;
+nested user namespaces are disabled. When the grader runs as root, the sandbox runs as an
+unprivileged user (``Sandbox.unprivileged_uid``), so that root's exemption from the process limit
+and root's ownership of host files (``/etc/shadow``) do not carry over.
 
 The grader talks to the kernel over ZeroMQ's ``ipc`` transport: the kernel binds its sockets in
 its private ``/tmp``; the grader connects to them through ``/proc/<sandbox pid>/root``. So no host
@@ -149,6 +150,12 @@ class Sandbox(LoggingConfigurable):
         help="Host paths hidden even if they lie inside a path the kernel sees (the course directory, "
         "solutions, gradebook, exchange and the repository's .git are always hidden).",
     ).tag(config=True)
+    hidden_packages = List(
+        Unicode(),
+        ["debugpy"],
+        help="Packages of the Python environment that a graded kernel does not see. ipykernel imports its "
+        "debugger, debugpy, at every start when it can (about 0.4 s of CPU); a graded kernel is never debugged.",
+    ).tag(config=True)
     pass_env = List(Unicode(), list(ENV_PASSED), help="Environment variables passed into the sandbox.").tag(config=True)
     unprivileged_uid = Integer(
         0,
@@ -211,14 +218,18 @@ class Sandbox(LoggingConfigurable):
         paths += [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
         paths += [os.path.dirname(os.path.realpath(python))]
         for name in self.packages:
-            spec = importlib.util.find_spec(name)
-            if spec is None:
+            where = _package_paths(name)
+            if where is None:
                 raise SandboxError(f"Sandbox.packages: {name!r} is not importable here")
-            paths += list(spec.submodule_search_locations or []) or [spec.origin]
+            paths += where
         paths += self.read_only_paths
         trees = {p for p in SYSTEM_TREES if os.path.isdir(p) and not os.path.islink(p)}
         trees |= {os.path.realpath(p) for p in paths if p and os.path.exists(p)}
         return sorted(p for p in trees if not any(_inside(p, q) for q in trees if q != p))
+
+    def hidden_package_paths(self):
+        """Where the packages of ``hidden_packages`` lie (those not installed are skipped)."""
+        return [p for name in self.hidden_packages for p in _package_paths(name) or []]
 
     def argv(self, command, workdir=None, hidden=(), fds=None, extra=()):
         """The bwrap command line that runs ``command`` (a list) in the sandbox.
@@ -383,6 +394,12 @@ def preflight(config, log):
     return None
 
 
+def _package_paths(name):
+    """The folders (or the file) a package is imported from, or None where it is not importable."""
+    spec = importlib.util.find_spec(name)
+    return None if spec is None else list(spec.submodule_search_locations or []) or [spec.origin]
+
+
 def course_hidden_paths(config):
     """Paths of the course that a kernel must never see, from nbgrader's config (and the .git above)."""
     cd = config.get("CourseDirectory", {}) if config else {}
@@ -467,6 +484,7 @@ class SandboxedKernelManager(AsyncKernelManager):
                 os.write(data_w, f.read())
             os.close(data_w)
             hidden = course_hidden_paths(self.config) + [self._private] + self.sandbox.hidden_paths
+            hidden += self.sandbox.hidden_package_paths()
             extra = [*(["--perms", "0755", "--dir", d] for d in _ancestors(KERNEL_FILE))]
             extra = [x for op in extra for x in op] + ["--perms", "0444", "--ro-bind-data", str(data_r), KERNEL_FILE]
             argv = self.sandbox.argv(kernel_cmd, self._workdir, hidden, fds, extra)

@@ -178,6 +178,15 @@ def _kernel_run(cells, config=None, timeout=20, folder=AUTOGRADER):
     ]
 
 
+def test_a_graded_kernel_starts_without_the_debugger_unless_configured():
+    """ipykernel imports debugpy at start-up where it can; the sandbox hides it (Sandbox.hidden_packages)."""
+    cell = "import sys, ipykernel.debugger as d\nprint(d._is_debugpy_available, 'debugpy.server' in sys.modules)"
+    assert _kernel_run([cell]) == [["False False\n"]]
+    config = Config()
+    config.Sandbox.hidden_packages = []
+    assert _kernel_run([cell], config=config) == [["True True\n"]]
+
+
 def test_a_module_handed_in_with_the_notebook_does_not_replace_the_real_one(tmp_path):
     """A numpy.py (or torch/) in the submission folder would run before the test guard takes its
     snapshot, when the guard imports numpy: the working folder is not on the kernel's sys.path."""
