@@ -38,7 +38,7 @@ pdf: $(STAMP)
 
 # nbval options live here so that `make test`, CI and developers run the book checks the same way.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg
-# nbval runs of the chapters write their live-figure JSON to a scratch folder (vaecourse/live.py), so that
+# nbval runs of the chapters write their live-figure JSON to a scratch folder (coursekit/live.py), so that
 # a test run leaves book/_static/live/data as committed, with the stored outputs
 NBVAL_RUN = VAECOURSE_LIVE_DIR="$(CURDIR)/_build/test-live-data" $(PYTEST) $(NBVAL)
 
@@ -112,10 +112,10 @@ grade: $(STAMP)
 	cd autograder && PATH="$(CURDIR)/$(BIN):$$PATH" ../$(BIN)/python grade.py "$(ASSIGNMENT)" --jobs $(JOBS)
 
 # A student's check of one exercise notebook: run it in a fresh kernel, print the points of its visible
-# tests per part, exit non-zero if one fails (vaecourse/check.py; `nbgrader validate` exits 0 either way).
+# tests per part, exit non-zero if one fails (coursekit/check.py; `nbgrader validate` exits 0 either way).
 check: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make check NB=path/to/exercise.ipynb"; exit 2; }
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m vaecourse.check "$(NB)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m coursekit.check "$(NB)"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench

@@ -6,10 +6,11 @@ the SHA-256 of every test statement's source (the grader runs a test cell one to
 at a time). From then on, ahead of each test statement, the guard
 
 * puts back the functions, classes and modules of ``builtins``, ``math``, ``types``, torch,
-  ``torch.distributions``, vaecourse (...) that the notebook rebound (``builtins.type = ...``,
-  ``torch.allclose = ...``, ``vc.gaussian_kl = ...``), the code, defaults and closures of those
-  functions (``f.__code__ = ...``), and the methods of ``torch.Tensor`` and of vaecourse's classes;
-* puts back the whole namespace of the tests' helper module ``vaecourse.grading`` and of ``math``
+  ``torch.distributions``, the course's packages ``vaecourse`` and ``coursekit`` (...) that the
+  notebook rebound (``builtins.type = ...``, ``torch.allclose = ...``, ``vc.gaussian_kl = ...``),
+  the code, defaults and closures of those functions (``f.__code__ = ...``), and the methods of
+  ``torch.Tensor`` and of the course's classes;
+* puts back the whole namespace of the tests' helper module ``coursekit.grading`` and of ``math``
   (their constants too, names a notebook added removed): every test cell uses them;
 * hides, for that statement only, notebook globals named like a builtin (``type``, ``abs``, ``all``,
   ...) and points ``torch``, ``math``, ``np``, ``vc`` at the real modules.
@@ -73,11 +74,12 @@ MODULES = (
     "torch.distributions.kl",
     "torch.distributions.normal",
     "vaecourse",
-    "vaecourse.grading",
+    "coursekit.grading",
 )
+COURSE = ("vaecourse", "coursekit")  # the course's packages: every loaded module of theirs is guarded
 # modules whose whole namespace is put back (constants too: a notebook's `math.inf = 0.0` would make
 # every "inf means wrong" check pass): the tests' helpers and math keep no state
-WHOLE = ("vaecourse.grading", "math")
+WHOLE = ("coursekit.grading", "math")
 # notebook globals the tests rely on: a builtin's name is hidden, a module alias is set to the module
 SHADOWED = tuple(
     "type isinstance issubclass abs all any float int bool complex len getattr hasattr callable zip range "
@@ -150,6 +152,7 @@ def install(test_hashes):
     Info, Result, Tampered, Broken = ExecutionInfo, ExecutionResult, TestTampered, GuardBroken
     refused, frames, pre_event, post_event = REFUSED, FRAMES, PRE, POST
     shadowed, whole_names, absent, gc_callbacks_now = SHADOWED, WHOLE, object(), gc.callbacks
+    course = COURSE
     test_hashes = frozenset(test_hashes)
 
     def kept(value):
@@ -210,7 +213,7 @@ def install(test_hashes):
             mods[name] = importlib.import_module(name)
         except Exception:  # a course without numpy (say): nothing to guard there
             pass
-    mods.update({n: m for n, m in list(modules.items()) if n.startswith("vaecourse.") and m is not None})
+    mods.update({n: m for n, m in list(modules.items()) if n.split(".")[0] in course and m is not None})
     saved = {n: (m, {k: v for k, v in vars(m).items() if n in whole_names or kept(v)}) for n, m in mods.items()}
     whole = [(m, set(saved[n][1])) for n, m in mods.items() if n in whole_names]
     # a function is put back whole: its code, defaults and closure, not only the name that holds it
@@ -218,8 +221,8 @@ def install(test_hashes):
     function_insides = [(f, insides(f)) for f in functions.values()]
     classes = [mods["torch"].Tensor] if "torch" in mods else []
     for n, m in mods.items():
-        if n.split(".")[0] == "vaecourse":
-            classes += [v for v in vars(m).values() if isinstance(v, type) and v.__module__.startswith("vaecourse")]
+        if n.split(".")[0] in course:
+            classes += [v for v in vars(m).values() if isinstance(v, type) and v.__module__.split(".")[0] in course]
     saved_classes = [(c, dict(vars(c))) for c in dict.fromkeys(classes)]
     aliases = {a: mods[m] for a, m in ALIASES.items() if m in mods}
     gc_callbacks = list(gc_callbacks_now)

@@ -12,8 +12,8 @@ preprocessor (and so of ``ResilientExecute``): every kernel that ``nbgrader auto
       sh -c 'copy the submission folder to ~/<assignment>; cd there; exec python -m ipykernel_launcher ...'
 
 What the kernel sees: a root made of read-only bind mounts of the interpreter, its packages (less
-``Sandbox.hidden_packages``: the debugger) and the ``vaecourse`` package (nothing else of the host:
-no course directory, no ``solutions/``, no gradebook, no
+``Sandbox.hidden_packages``: the debugger) and the course's packages, ``vaecourse`` and
+``coursekit`` (nothing else of the host: no course directory, no ``solutions/``, no gradebook, no
 ``submitted/``/``autograded/``/``feedback/``, no exchange, no ``.git``, no home directories), a
 private ``/tmp`` holding ``$HOME`` and a writable copy of its own submission folder, fresh ``/proc``
 (its own processes only) and ``/dev``. It has its own network namespace (only its own loopback:
@@ -140,7 +140,9 @@ class Sandbox(LoggingConfigurable):
     )
     open_files_limit = Integer(1024, help="Open files per process (RLIMIT_NOFILE).").tag(config=True)
     packages = List(
-        Unicode(), ["vaecourse"], help="Packages the kernel may import from outside the Python environment."
+        Unicode(),
+        ["vaecourse", "coursekit"],
+        help="Packages the kernel may import from outside the Python environment.",
     ).tag(config=True)
     read_only_paths = List(
         Unicode(), help="Further host paths the kernel sees read-only (a shared test-helper module, data)."

@@ -542,9 +542,9 @@ import sys
 def _sabotage():
     \"\"\"Called by each answer: blunts what the rest of the running test cell checks with.\"\"\"
     import torch
-    import vaecourse.grading
+    import coursekit.grading
 
-    for vg in (vaecourse.grading, sys.modules.get("vaecourse.grading")):
+    for vg in (coursekit.grading, sys.modules.get("coursekit.grading")):
         vg.assert_close = vg.expect = lambda *args, **kwargs: None
         vg.own = lambda f, **kwargs: f
         vg.error = lambda *args, **kwargs: 0.0
@@ -559,7 +559,7 @@ VISIBLE_KL = (  # ex3's visible KL tests: the worked example, and log-variance 0
 
 def cheat_sabotaged_tests(nb):
     """Answers that pass the visible asserts and, each time they are called, disarm the helpers the
-    hidden part of the same test cell goes on to use (``vaecourse.grading``, ``torch.allclose``)."""
+    hidden part of the same test cell goes on to use (``coursekit.grading``, ``torch.allclose``)."""
     _answer(
         nb,
         "gaussian_kl",

@@ -7,7 +7,7 @@ Every page listed in ``_toc.yml`` is loaded once from ``_build/html`` (served on
     test_links_and_images_resolve  internal links, ``#anchors`` and images exist; images load
     test_figures_and_widgets_show  every figure stored in the notebook is shown; live figures are drawn; a
                                    page whose notebook has an ipywidgets explorer carries a live figure
-                                   (vaecourse.live) or a static view with the "Static view" note
+                                   (coursekit.live) or a static view with the "Static view" note
     test_figures_have_alt_text     every output image's alt text says what it shows (not its file path)
     test_equations_render          MathJax typeset every equation, with no TeX error (skips, saying so,
                                    where MathJax could not be loaded)
@@ -525,7 +525,7 @@ def test_figures_and_widgets_show(page, docname):
         # an ipywidgets view needs a kernel: the page must carry a live (in-page) figure in its place, or at
         # least a static picture and the note that says how to run it
         assert drawn or ("Static view" in p["text"] and shown), (
-            f"{docname}: the notebook has an interactive widget but the page has no live figure (vaecourse.live) "
+            f"{docname}: the notebook has an interactive widget but the page has no live figure (coursekit.live) "
             "and no static view with the 'Static view' note (vaecourse.widgets.STATIC_NOTE)"
         )
     raw = sorted({m.group(0) for out in p["outputs"] for m in RAW_REPR.finditer(out)})
@@ -678,7 +678,7 @@ def test_no_solutions_in_build(built_book):
             if path.suffix == ".ipynb":
                 for cell in read_notebook(path).get("cells", []):
                     public.update(line.strip() for line in cell_text(cell).splitlines())
-    for path in (ROOT / "vaecourse").rglob("*.py"):
+    for path in [*(ROOT / "vaecourse").rglob("*.py"), *(ROOT / "coursekit").rglob("*.py")]:
         public.update(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
     public_text = "\n".join(public)
     lines = sorted({s for s in secret if _distinctive(s, public_text)})
@@ -742,11 +742,11 @@ def test_screenshots(page, driver, server):
 
 
 # ---------------------------------------------------------------------------------------------- live figures
-# The book's live figures (vaecourse/live.py + book/_static/live/live.js) on a page of their own: a latent
+# The book's live figures (coursekit/live.py + book/_static/live/live.js) on a page of their own: a latent
 # explorer for a random vc.VAE(784, 2, hidden=(400,)) (its decoder weights scaled by 3, for an image with
 # contrast) loading its JSON file, a results slider with its data embedded, the KL and samples explorers. The page
 # sits one folder below _static/, as chapter pages do, so data-src must resolve against the script.
-# The test moves each control and compares the canvas with vaecourse.live.pixels for the z the page shows.
+# The test moves each control and compares the canvas with coursekit.live.pixels for the z the page shows.
 LIVE_DIR = ROOT / "book" / "_static" / "live"
 
 LIVE_PAGE = """<!DOCTYPE html>
@@ -764,7 +764,7 @@ LIVE_PAGE = """<!DOCTYPE html>
 READ_CANVASES_JS = """
 return Array.from(document.querySelectorAll(arguments[0])).map(c => {
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, out = [];
-  for (let i = 0; i < d.length; i += 4) out.push(255 - d[i]);  // ink level, as vaecourse.live.pixels
+  for (let i = 0; i < d.length; i += 4) out.push(255 - d[i]);  // ink level, as coursekit.live.pixels
   return out;
 });
 """
@@ -776,7 +776,7 @@ def live_site(tmp_path_factory):
     import torch
 
     import vaecourse as vc
-    from vaecourse import live
+    from coursekit import live
 
     site = tmp_path_factory.mktemp("live-site")
     shutil.copytree(LIVE_DIR, site / "_static" / "live")
@@ -849,7 +849,7 @@ def _latent_state(driver):
 def _assert_draws(driver, spec, what):
     import numpy as np
 
-    from vaecourse import live
+    from coursekit import live
 
     state = _latent_state(driver)
     drawn = np.array(driver.execute_script(READ_CANVASES_JS, "#latent canvas.vc-live-digit")[0]).reshape(28, 28)
@@ -916,7 +916,7 @@ def test_live_latent_explorer_draws_the_decoder(driver, live_site):
 def test_live_results_slider_shows_each_setting(driver, live_site):
     import numpy as np
 
-    from vaecourse import live
+    from coursekit import live
 
     url, _, spec = live_site
     _open_live(driver, url)
@@ -964,7 +964,7 @@ def test_live_figure_runs_in_a_built_book_page(driver, tmp_path):
     from test_live_figures import build_small_book
 
     import vaecourse as vc
-    from vaecourse import live
+    from coursekit import live
 
     vc.set_seed(0)
     model = vc.VAE(64, 2, hidden=(16,))
@@ -1045,7 +1045,7 @@ def test_live_samples_explorer_draws_each_settings_histogram(driver, live_site):
     import numpy as np
     from selenium.webdriver.common.keys import Keys
 
-    from vaecourse import live
+    from coursekit import live
 
     url, _, _ = live_site
     _open_live(driver, url)

@@ -75,8 +75,12 @@ def test_modules_open_with_a_docstring_and_use_only_public_torch():
     import pathlib
     import re
 
-    for path in pathlib.Path(vc.__file__).parent.glob("*.py"):
-        mod = importlib.import_module(f"vaecourse.{path.stem}") if path.stem != "__init__" else vc
-        assert mod.__doc__ and len(mod.__doc__.strip()) > 20, path.name
-        private = re.findall(r"torch\._[a-zA-Z]\w*|torch\.ops\.\w+", path.read_text())
-        assert not private, (path.name, private)  # no torch._C, torch._fused_adam_, torch.ops.aten
+    import coursekit
+
+    for package in (vc, coursekit):
+        for path in pathlib.Path(package.__file__).parent.glob("*.py"):
+            name = package.__name__ if path.stem == "__init__" else f"{package.__name__}.{path.stem}"
+            mod = importlib.import_module(name)
+            assert mod.__doc__ and len(mod.__doc__.strip()) > 20, path.name
+            private = re.findall(r"torch\._[a-zA-Z]\w*|torch\.ops\.\w+", path.read_text())
+            assert not private, (path.name, private)  # no torch._C, torch._fused_adam_, torch.ops.aten

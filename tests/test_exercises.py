@@ -215,7 +215,7 @@ def test_worked_example_by_hand_is_checked(answer):
 
 def _headings(chapter):
     """The section titles of chapter `chapter` (book/0N_*.ipynb), as written after the #s."""
-    import vaecourse.grading as vg
+    import coursekit.grading as vg
 
     notebook = next(nb for number, nb, _ in vg.CHAPTERS if number == chapter)
     nb = nbformat.read(str(kit.REPO / "book" / f"{notebook}.ipynb"), as_version=4)
@@ -226,10 +226,10 @@ def _headings(chapter):
 @pytest.mark.parametrize("assignment", EXPECTED)
 def test_test_cells_share_one_helper_module(assignment):
     """No copy of the old prologue (torch._C internals) or own-work block: every test cell imports
-    vaecourse.grading (one module, importable where vaecourse is installed and in the sandbox)."""
+    coursekit.grading (one module, importable where vaecourse is installed and in the sandbox)."""
     for c in kit.source_nb(assignment).cells:
         if kit.is_test(c):
-            assert "vaecourse.grading" in c.source, f"{kit.grade_id(c)}: does not use vaecourse.grading"
+            assert "coursekit.grading" in c.source, f"{kit.grade_id(c)}: does not use coursekit.grading"
             for copy in ("_VariableFunctions", "TensorBase", "def _err", "def _reaches", "def _call_without_library"):
                 assert copy not in c.source, f"{kit.grade_id(c)}: a pasted copy of a helper ({copy})"
 

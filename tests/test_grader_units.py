@@ -291,17 +291,17 @@ def test_guard_fails_a_test_statement_during_which_something_was_replaced():
     that before the guard looks: the statement fails with TestTampered; the next is restored."""
     _guarded(
         r"""
-import vaecourse.grading as vg
+import coursekit.grading as vg
 tests = ["x = sneaky()", "y = vg.error(torch.ones(1), torch.zeros(1))", "z = sneakier()"]
 install(*tests)
 real = vg.error
 assert run(
-    "import torch, vaecourse.grading as vg\n"
+    "import torch, coursekit.grading as vg\n"
     "def sneaky():\n    vg.error = lambda *a, **k: 0.0\n    return 1\n"
     "def sneakier():\n    get_ipython().events.callbacks['post_run_cell'].insert(0, lambda result: None)\n"
 ).success
 failed = run(tests[0]).error_in_exec
-assert type(failed).__name__ == "TestTampered" and "vaecourse.grading.error" in str(failed), failed
+assert type(failed).__name__ == "TestTampered" and "coursekit.grading.error" in str(failed), failed
 assert run(tests[1]).success and shell.user_ns["y"] == 1.0 and vg.error is real
 failed = run(tests[2]).error_in_exec
 assert type(failed).__name__ == "TestTampered" and "callbacks" in str(failed), failed
@@ -315,11 +315,11 @@ def test_guard_is_not_fooled_by_a_test_that_claims_to_have_ended():
     registers a post_execute callback that undoes its change before the guard looks: both fail."""
     _guarded(
         r"""
-import vaecourse.grading as vg
+import coursekit.grading as vg
 tests = ["x = forger()", "y = sly()"]
 install(*tests)
 assert run(
-    "import sys, vaecourse.grading as vg\n"
+    "import sys, coursekit.grading as vg\n"
     "def forger():\n"
     "    sys.audit('vaecourse.guard.post_run_cell', get_ipython().displayhook.exec_result)\n"
     "    vg.error = lambda *a, **k: 0.0\n"
@@ -330,7 +330,7 @@ assert run(
     "    get_ipython().events.register('post_execute', lambda: setattr(vg, 'error', real))\n"
     "    return 1\n"
 ).success
-for test, why in zip(tests, ("vaecourse.grading.error", "event callbacks")):
+for test, why in zip(tests, ("coursekit.grading.error", "event callbacks")):
     failed = run(test).error_in_exec
     assert type(failed).__name__ == "TestTampered" and why in str(failed), (test, failed)
 assert run("w = 1").success
@@ -552,17 +552,17 @@ def test_a_notebook_cannot_hide_a_failing_test(first, want):
 
 
 def test_guard_puts_back_the_test_helpers_whole():
-    """vaecourse.grading as the guard restores it before a test cell: its functions' code and defaults,
+    """coursekit.grading as the guard restores it before a test cell: its functions' code and defaults,
     its constants, and no name a notebook added."""
     _guarded(
         r"""
-import vaecourse.grading as vg
-test = "import math, vaecourse.grading as vg\n"
+import coursekit.grading as vg
+test = "import math, coursekit.grading as vg\n"
 test += "seen = vg.error(vg.torch.ones(1), vg.torch.zeros(1)), vg.BANNED_MODULES, math.inf"
 install(test)
 real = vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__
 cheat = (
-    "import vaecourse.grading as vg\n"
+    "import coursekit.grading as vg\n"
     "vg.error.__code__ = (lambda actual, expected, *, rel=True: 0.0).__code__\n"
     "vg.BANNED_MODULES = ()\nvg.assert_close.__defaults__ = (1e9,)\nvg.planted = 1\n"
     "import math\nmath.inf = 0.0"
@@ -570,14 +570,14 @@ cheat = (
 assert run(cheat).success
 assert vg.error(vg.torch.ones(1), vg.torch.zeros(1)) == 0.0  # the notebook's own cells see the change
 assert run(test).success
-assert shell.user_ns["seen"] == (1.0, ("vaecourse", "torch.distributions"), float("inf"))  # the real ones
+assert shell.user_ns["seen"] == (1.0, ("vaecourse", "coursekit", "torch.distributions"), float("inf"))  # the real ones
 assert (vg.error.__code__, vg.BANNED_MODULES, vg.assert_close.__defaults__) == real
 assert not hasattr(vg, "planted")
 """
     )
 
 
-# ----------------------------------------------------------------------------- vaecourse.grading
+# ----------------------------------------------------------------------------- coursekit.grading
 
 
 def _kl(mu, logvar):
@@ -590,8 +590,8 @@ def test_own_passes_own_work_and_fails_every_kind_of_delegation():
 
     import torch
 
+    import coursekit.grading as vg
     import vaecourse as vc
-    import vaecourse.grading as vg
 
     mu, lv = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
     vg.assert_close(vg.own(_kl)(mu, lv), vc.gaussian_kl(mu, lv), 1e-12, "own KL")
@@ -627,11 +627,11 @@ def test_own_passes_own_work_and_fails_every_kind_of_delegation():
 def test_own_puts_back_what_an_answer_rebinds_during_a_call():
     import torch
 
-    import vaecourse.grading as vg
+    import coursekit.grading as vg
 
     def rebinding(mu, logvar):
         globals()["_kl"] = None  # the test cell's names
-        vars(__import__("sys").modules["vaecourse." + "grading"])["error"] = lambda *a, **k: 0.0
+        vars(__import__("sys").modules["coursekit." + "grading"])["error"] = lambda *a, **k: 0.0
         return mu.sum(-1)
 
     real = _kl
@@ -653,7 +653,7 @@ def test_own_puts_back_what_an_answer_rebinds_during_a_call():
 def test_messages_say_what_was_expected_and_where_to_read():
     import torch
 
-    import vaecourse.grading as vg
+    import coursekit.grading as vg
 
     want = torch.tensor([1.0, 2.0], dtype=torch.float64)
     where = vg.see(3, "Common mistakes")
@@ -680,7 +680,7 @@ def test_messages_say_what_was_expected_and_where_to_read():
 
 
 def test_student_check_passes_a_solved_notebook_and_fails_a_blank_one(tmp_path):
-    """``python -m vaecourse.check`` (what `make check NB=...` runs), as a student runs it: exit 0 and
+    """``python -m coursekit.check`` (what `make check NB=...` runs), as a student runs it: exit 0 and
     full visible points for the reference answers, 1 and the failed tests for the blank release and a
     typical bug (with the message that says what was expected), 2 for a file that is no notebook."""
     import subprocess
@@ -698,7 +698,7 @@ def test_student_check_passes_a_solved_notebook_and_fails_a_blank_one(tmp_path):
         path = kit.write(nb, tmp_path / name / f"{a}.ipynb")
         before = path.read_bytes()
         proc = subprocess.run(
-            [sys.executable, "-m", "vaecourse.check", str(path)], capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "coursekit.check", str(path)], capture_output=True, text=True, timeout=300
         )
         results[name] = proc.returncode, proc.stdout
         assert path.read_bytes() == before, "the check changed the notebook"
@@ -713,7 +713,7 @@ def test_student_check_passes_a_solved_notebook_and_fails_a_blank_one(tmp_path):
     assert 'expected 3.125, got 6.250000 (see Chapter 3, "Common mistakes"' in out
     (tmp_path / "broken.ipynb").write_text("{not json")
     proc = subprocess.run(
-        [sys.executable, "-m", "vaecourse.check", str(tmp_path / "broken.ipynb")], capture_output=True, text=True
+        [sys.executable, "-m", "coursekit.check", str(tmp_path / "broken.ipynb")], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "is not a readable notebook" in proc.stderr
 

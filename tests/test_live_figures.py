@@ -1,4 +1,4 @@
-"""The Python side of the book's live figures (vaecourse/live.py) and the repository-URL settings.
+"""The Python side of the book's live figures (coursekit/live.py) and the repository-URL settings.
 
     export round trip      the JSON's float32 weights, run by the page's forward pass (``live.decode``,
                            the same arithmetic as live.js), give the torch decoder's output within 1e-6
@@ -29,7 +29,7 @@ import torch.nn as nn
 import yaml
 
 import vaecourse as vc
-from vaecourse import live
+from coursekit import live
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
@@ -430,11 +430,12 @@ def test_every_chapter_that_imports_vaecourse_opens_with_the_install_cell(path):
     assert "remove-cell" in first["metadata"]["tags"] and source == cell, f"{path.name}: the install cell is stale"
 
 
-def test_live_is_imported_on_first_use():
-    code = "import sys, vaecourse as vc; assert 'vaecourse.live' not in sys.modules; vc.live.decode; print('ok')"
+def test_vaecourse_stands_without_coursekit():
+    """The package a student reads imports nothing of the course's machinery (live figures, grading)."""
+    code = "import sys, vaecourse; print(sorted(m for m in sys.modules if m.split('.')[0] == 'coursekit'))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
-    assert "live" in dir(vc) and vc.live is live
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", (proc.stdout, proc.stderr[-2000:])
+    assert not hasattr(vc, "live")
 
 
 def test_install_cell_follows_the_url(tmp_path):

@@ -192,19 +192,19 @@ def test_a_module_handed_in_with_the_notebook_does_not_replace_the_real_one(tmp_
     snapshot, when the guard imports numpy: the working folder is not on the kernel's sys.path."""
     folder = tmp_path / "ex3"
     folder.mkdir()
-    (folder / "numpy.py").write_text("import vaecourse.grading as vg\nvg.expect = lambda *a, **k: None\n")
+    (folder / "numpy.py").write_text("import coursekit.grading as vg\nvg.expect = lambda *a, **k: None\n")
     (folder / "torch").mkdir()
     (folder / "torch" / "__init__.py").write_text("raise SystemExit('the fake torch ran')\n")
     out = _kernel_run(
         [
-            "import os, sys, numpy, torch, vaecourse.grading as vg\n"
+            "import os, sys, numpy, torch, coursekit.grading as vg\n"
             "print(os.path.exists('numpy.py'), '' in sys.path, os.getcwd() in sys.path)\n"
             "print(numpy.__file__.endswith('site-packages/numpy/__init__.py'), hasattr(torch, 'Tensor'))\n"
             "print(vg.expect.__module__)",
         ],
         folder=folder,
     )
-    assert out == [["True False False\nTrue True\nvaecourse.grading\n"]], out
+    assert out == [["True False False\nTrue True\ncoursekit.grading\n"]], out
 
 
 def test_each_limit_fails_its_cell_with_a_message_naming_it_and_the_rest_runs(tmp_path):

@@ -100,11 +100,12 @@ def test_wheel_holds_only_the_package(dist):
         names = zf.namelist()
         meta = email.message_from_bytes(zf.read(f"vaecourse-{VERSION}.dist-info/METADATA"))
     tops = {n.split("/", 1)[0] for n in names}
-    assert tops == {"vaecourse", f"vaecourse-{VERSION}.dist-info"}, f"the wheel holds more than the package: {tops}"
-    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "vaecourse").rglob("*.py")}
+    packages = ("vaecourse", "coursekit")
+    assert tops == {*packages, f"vaecourse-{VERSION}.dist-info"}, f"the wheel holds more than the packages: {tops}"
+    sources = {p.relative_to(ROOT).as_posix() for pkg in packages for p in (ROOT / pkg).rglob("*.py")}
     missing = sources - set(names)
     assert not missing, f"package modules missing from the wheel: {sorted(missing)}"
-    assert "vaecourse/live.py" in names and "vaecourse/__init__.py" in names
+    assert "coursekit/live.py" in names and "vaecourse/__init__.py" in names
     assert meta["Name"] == "vaecourse" and meta["Version"] == VERSION
     requires = {
         r.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip() for r in meta.get_all("Requires-Dist")
@@ -116,7 +117,7 @@ def test_sdist_holds_what_builds_the_package(dist):
     sdist, _ = dist
     with tarfile.open(sdist) as tf:
         names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
-    for needed in ("pyproject.toml", "README.md", "LICENSE", "PKG-INFO", "vaecourse/__init__.py", "vaecourse/live.py"):
+    for needed in ("pyproject.toml", "README.md", "LICENSE", "PKG-INFO", "vaecourse/__init__.py", "coursekit/live.py"):
         assert needed in names, f"the sdist lacks {needed}"
     stray = sorted(
         n for n in names if n.split("/", 1)[0] in ("tests", "book", "solutions", "autograder", "benchmarks", ".venv")

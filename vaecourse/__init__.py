@@ -5,8 +5,9 @@
 One convention throughout: a diagonal Gaussian is ``(mu, logvar)``; per-example results have shape
 (B,) (or (K, B) with K samples) and reduction is left to the caller; sums run over the last dimension.
 Inputs are checked where they enter (``checks.py``), with errors that name the argument.
-Plotting and widget helpers import matplotlib/ipywidgets lazily, on first use; so does ``vc.live``,
-the module that exports trained models for the book's in-page (JavaScript) figures.
+Plotting and widget helpers import matplotlib/ipywidgets lazily, on first use. The book's live
+figures, the exercises' test helpers and the students' check are in a package of their own,
+``coursekit``, installed alongside.
 """
 
 from .data import Split, binarize, load_digits, load_mnist
@@ -77,10 +78,6 @@ __all__ = [
 
 
 def __getattr__(name):
-    if name == "live":
-        import importlib
-
-        return importlib.import_module(".live", __name__)
     if name in _LAZY:
         import importlib
 
@@ -91,4 +88,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__) | {"live"})
+    return sorted(set(globals()) | set(__all__))

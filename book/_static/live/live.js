@@ -1,7 +1,7 @@
 /* Live figures of the vaecourse book: they run in the reader's browser, with no kernel.
  *
  * A chapter's output holds <div class="vc-live" data-vc-live="latent|results|kl|samples" ...> (written by
- * vaecourse/live.py); this script, loaded on every page, turns each such div into a figure:
+ * coursekit/live.py); this script, loaded on every page, turns each such div into a figure:
  *   latent   sliders over z and a 2-D pad (drag the point, or focus it and use the arrow keys);
  *            the decoder (float32 weights from the JSON) runs here and the digit is drawn on a canvas.
  *   results  a slider over precomputed settings (betas, sigma_x^2 values): images, KL per latent
@@ -13,9 +13,9 @@
  *            histogram (SVG bars, one axis for every setting), reference lines, mean, spread and the
  *            share of estimates above each line.
  * The JSON comes from data-src (resolved against this script's folder, _static/live/) or from an
- * embedded <script type="application/json" class="vc-live-data">. Formats: see vaecourse/live.py.
+ * embedded <script type="application/json" class="vc-live-data">. Formats: see coursekit/live.py.
  * Grey levels: floor(255 * clip(p, 0, 1) + 0.5), drawn as ink on white (canvas value 255 - level),
- * the same numbers as vaecourse.live.pixels. No library, nothing loaded from another host.
+ * the same numbers as coursekit.live.pixels. No library, nothing loaded from another host.
  */
 (function () {
   "use strict";
@@ -43,7 +43,7 @@
     return out;
   }
 
-  function erf(x) { // Abramowitz & Stegun 7.1.26, as vaecourse.live._erf
+  function erf(x) { // Abramowitz & Stegun 7.1.26, as coursekit.live._erf
     var s = x < 0 ? -1 : x > 0 ? 1 : 0, a = Math.abs(x), t = 1 / (1 + 0.3275911 * a);
     var poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
     return s * (1 - poly * Math.exp(-a * a));
@@ -104,7 +104,7 @@
     return h;
   };
 
-  function level(p) { // 0..255, as vaecourse.live._levels
+  function level(p) { // 0..255, as coursekit.live._levels
     return Math.floor(Math.min(1, Math.max(0, p)) * 255 + 0.5);
   }
 

@@ -2,7 +2,7 @@
 into the chapters. Every test cell (visible or hidden) imports it and is left with a one-line
 docstring and its asserts::
 
-    import vaecourse.grading as vg
+    import coursekit.grading as vg
 
     kl = vg.own(gaussian_kl)                     # AssertionError if gaussian_kl delegates
     vg.assert_close(kl(mu, lv), ref, 1e-5, "KL for a (5, 3) batch", see=vg.see(3, "Deriving the formula"))
@@ -36,18 +36,19 @@ API (stable; the capstone's tests use it too):
     Tampered
         AssertionError raised when torch or torch.Tensor was modified since this module was imported.
 
-Where it lives, and why: in the package, so that the visible tests run wherever a student has
-``vaecourse`` installed, and the grading sandbox's kernel reaches it (the package is mounted read-only
-there). The threat is the student's own code, which runs in the same kernel before the hidden tests
-and can rebind anything importable. The grading guard (``autograder/vaecourse_guard.py``) imports this
-module before the submission's first cell and, before every test cell, puts back its whole namespace
-(constants included), its functions' code, defaults and its classes' methods, along with builtins,
-torch and vaecourse. This module checks on its side that ``torch.Tensor``'s methods are still those
-it saw at import (``Tampered``), that no torch-function or dispatch mode is active, and that answers
-are real tensors (``type(x) is`` the class seen at import, so a rebound ``torch.Tensor`` fools nothing).
-It keeps no mutable state (tuples, not lists), so there is nothing for a submission to edit in place.
-An answer called through ``own`` cannot rebind the test cell's names or this module's for what follows
-in the cell: both are put back after each call, and torch is checked again.
+Where it lives, and why: in ``coursekit``, installed with ``vaecourse``, so that the visible tests run
+wherever a student has the course installed, and the grading sandbox's kernel reaches it (both packages
+are mounted read-only there). The threat is the student's own code, which runs in the same kernel before
+the hidden tests and can rebind anything importable. The grading guard
+(``autograder/vaecourse_guard.py``) imports this module before the submission's first cell and, before
+every test cell, puts back its whole namespace (constants included), its functions' code, defaults and
+its classes' methods, along with builtins, torch and vaecourse. This module checks on its side that
+``torch.Tensor``'s methods are still those it saw at import (``Tampered``), that no torch-function or
+dispatch mode is active, and that answers are real tensors (``type(x) is`` the class seen at import, so
+a rebound ``torch.Tensor`` fools nothing). It keeps no mutable state (tuples, not lists), so there is
+nothing for a submission to edit in place. An answer called through ``own`` cannot rebind the test
+cell's names or this module's for what follows in the cell: both are put back after each call, and torch
+is checked again.
 
 Limits: code in the same process can always reach what the tests use; the guard and these checks stop
 the ways the round trip's cheats (tests/exercise_kit.py, tests/sandbox_attacks.py) try, and the
@@ -104,7 +105,7 @@ ESTIMATORS = (
     "marginal",
     "set_optimal_encoder",
 )
-BANNED_MODULES = ("vaecourse", "torch.distributions")
+BANNED_MODULES = ("vaecourse", "coursekit", "torch.distributions")
 BANNED_WORDS = ("distributions", "kl_divergence")
 
 _ABSENT = object()
@@ -344,7 +345,7 @@ class _Own:
         self.__name__ = getattr(f, "__name__", "the answer")
 
     def __call__(self, *args, **kwargs):
-        from .models import _LatentModel
+        from vaecourse.models import _LatentModel
 
         args = tuple(_restricted(a, self.allow) if isinstance(a, _LatentModel) else a for a in args)
         kwargs = {k: _restricted(v, self.allow) if isinstance(v, _LatentModel) else v for k, v in kwargs.items()}

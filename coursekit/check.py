@@ -1,6 +1,6 @@
 """Check an exercise notebook before you submit it: run it in a fresh kernel and report its visible tests.
 
-    python -m vaecourse.check ex3_gaussian_kl.ipynb      (or, in the repository: make check NB=...)
+    python -m coursekit.check ex3_gaussian_kl.ipynb      (or, in the repository: make check NB=...)
 
 Runs every cell from the top, as "Restart & Run All" does, in a new kernel in the notebook's folder,
 without changing the file. Then prints, part by part, the points of the test cells that passed and,
@@ -118,7 +118,7 @@ def report(nb, out=sys.stdout):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m vaecourse.check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m coursekit.check", description=__doc__.splitlines()[0])
     parser.add_argument("notebook", help="the exercise notebook (.ipynb) to check")
     parser.add_argument("--timeout", type=int, default=300, help="seconds a cell may run (default 300)")
     args = parser.parse_args(argv)

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .losses import gaussian_kl_per_dim
+import vaecourse as vc
 
 __all__ = [
     "DECODER_FORMAT",
@@ -75,6 +75,7 @@ __all__ = [
     "snippet",
 ]
 
+# the JSON formats' names, which live.js checks (names of data formats, not of modules)
 DECODER_FORMAT = "vaecourse.live.decoder/1"
 RESULTS_FORMAT = "vaecourse.live.results/1"
 KL_FORMAT = "vaecourse.live.kl/1"
@@ -452,8 +453,6 @@ def collapse_results(models, x, shown, *, n_samples=0, threshold=0.01, sort_dims
     (sorted, largest first, with ``sort_dims``); the active units ``Var_x(E_q[z_j]) > threshold``
     over ``x`` (Burda et al. 2016); and stats: total KL (nats), ELBO (nats, seeded) and active units.
     """
-    import vaecourse as vc  # the package's public API (this module is imported lazily by it)
-
     if not isinstance(models, Mapping) or not models:
         raise ValueError("models must be a non-empty dict {setting: trained model}, e.g. {beta: model}")
     out = {}
@@ -676,7 +675,7 @@ def kl_explorer(mu, var, *, extent=3.0, var_range=(0.05, 5.0), step=0.05):
     if any(abs(m) > extent for m in mu) or any(not lo <= v <= hi for v in var):
         raise ValueError(f"mu must lie in [-{extent:g}, {extent:g}] and var in [{lo:g}, {hi:g}], got {mu} and {var}")
     spec = {"format": KL_FORMAT, "mu": mu, "var": var, "extent": extent, "var_min": lo, "var_max": hi, "step": step}
-    kl = gaussian_kl_per_dim(torch.tensor(mu, dtype=torch.float64), torch.tensor(var, dtype=torch.float64).log())
+    kl = vc.gaussian_kl_per_dim(torch.tensor(mu, dtype=torch.float64), torch.tensor(var, dtype=torch.float64).log())
     kl = kl.tolist()  # what the page computes as (mu_j^2 + var_j - 1 - log var_j) / 2
     label = (
         f"KL explorer: a mean and a variance slider for each of the {len(mu)} dimensions of q = N(mu, diag sigma^2); "
