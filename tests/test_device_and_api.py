@@ -21,8 +21,10 @@ def test_get_device_prefers_argument_then_env(monkeypatch):
     assert vc.get_device() == torch.device("cpu")
     assert vc.get_device("cpu") == torch.device("cpu")
     monkeypatch.setenv("VAECOURSE_DEVICE", "tpu9")
-    with pytest.raises(ValueError, match="not a device name"):
+    with pytest.raises(ValueError, match="^VAECOURSE_DEVICE: 'tpu9' is not a device name"):
         vc.get_device()
+    with pytest.raises(ValueError, match="^prefer: 'tpu9' is not a device name"):
+        vc.get_device("tpu9")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when CUDA is absent")

@@ -150,6 +150,16 @@ def test_a_model_argument_that_is_not_a_model_is_named(small, call):
     plt.close("all")
 
 
+def test_plot_interpolation_draws_both_ends(small):
+    model, x = small[0], small[2]
+    for steps in (1, 0, 2.5):
+        with pytest.raises(ValueError, match="steps must be an integer >= 2"):
+            vc.plot_interpolation(model, x[0], x[1], steps=steps)
+    ends = _pixels(vc.plot_interpolation(model, x[0], x[1], steps=2))
+    assert not np.array_equal(ends, _pixels(vc.plot_interpolation(model, x[0], x[0], steps=2)))  # t = 1 is x_b
+    plt.close("all")
+
+
 def test_plot_reconstructions_names_the_shape_it_was_given(small):
     model, x = small[0], small[2]
     for bad in (x[0], x[:3].reshape(3, 2, -1)):  # one unbatched image; images not flattened

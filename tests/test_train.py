@@ -151,6 +151,8 @@ def test_train_asks_get_device_and_an_explicit_device_wins(monkeypatch, digits):
         vc.train(model, digits.x_train[:64], epochs=1, progress=False)
     vc.train(model, digits.x_train[:64], epochs=1, progress=False, device="cpu")
     assert next(model.parameters()).device.type == "cpu"
+    with pytest.raises(ValueError, match="^device: 'tpu' is not a device name"):  # the argument is named
+        vc.train(model, digits.x_train[:64], epochs=1, progress=False, device="tpu")
 
 
 @pytest.mark.gpu

@@ -19,17 +19,19 @@ __all__ = ["get_device", "set_seed"]
 _ENV = "VAECOURSE_DEVICE"
 
 
-def get_device(prefer=None):
+def get_device(prefer=None, *, name="prefer"):
     """Return the ``torch.device`` to compute on.
 
     Args:
         prefer: optional device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``) or
             ``torch.device``. When given it wins over everything else.
+        name: what an error calls ``prefer`` (``vc.train`` passes ``"device"``, its argument).
 
     Order of preference otherwise: the ``VAECOURSE_DEVICE`` environment variable, then CUDA,
     then MPS, then the CPU. Asking for an accelerator that is not present raises ``ValueError``.
     """
     choice = prefer if prefer is not None else os.environ.get(_ENV, "").strip() or None
+    source = name if prefer is not None else _ENV  # where the choice came from, for the errors
     if choice is None:
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -40,13 +42,13 @@ def get_device(prefer=None):
     try:
         device = torch.device(choice)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"prefer/{_ENV}: {choice!r} is not a device name ({err})") from None
+        raise ValueError(f"{source}: {choice!r} is not a device name ({err})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"prefer/{_ENV}: asked for {choice!r} but CUDA is not available")
+        raise ValueError(f"{source}: asked for {choice!r} but CUDA is not available")
     if device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError(f"prefer/{_ENV}: asked for {choice!r} but MPS is not available")
+            raise ValueError(f"{source}: asked for {choice!r} but MPS is not available")
     return device
 
 

@@ -188,13 +188,13 @@ def plot_traversal(
 
 @torch.no_grad()
 def plot_interpolation(model, x_a, x_b, steps=10, *, y=None, title="Decoding the line between two codes"):
-    """Decode ``(1 - t) mu(x_a) + t mu(x_b)`` for ``steps`` values of t in [0, 1].
+    """Decode ``(1 - t) mu(x_a) + t mu(x_b)`` for ``steps`` (>= 2) values of t from 0 to 1, both ends included.
 
     ``x_a`` and ``x_b`` are single examples, shape (D,) or (1, D). A conditional model encodes both and
     decodes the line with the one label ``y``, shape (cond_dim,).
     """
     checks.model(model)
-    steps = checks.integer("steps", steps)
+    steps = checks.integer("steps", steps, low=2)  # t = 0 and t = 1 at least
     x_a, x_b = checks.plot_data(model, "x_a", x_a, one=True), checks.plot_data(model, "x_b", x_b, one=True)
     y = checks.plot_label(model, y)
     mu_a, _ = model.encode(x_a, y)

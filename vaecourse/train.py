@@ -107,7 +107,7 @@ def train(model, data, *, epochs, batch_size=128, lr=1e-3, objective="elbo", k=1
         model, data, optimizer, dynamic_binarization, epochs=epochs, batch_size=batch_size, lr=lr,
         objective=objective, k=k, beta=beta, kl_schedule=kl_schedule, free_bits=free_bits,
     )  # fmt: skip
-    device = get_device(device)
+    device = get_device(device, name="device")
     model.to(device).train()
     dtype = next(model.parameters()).dtype  # float32, or float64 for a model made .double()
     x = x.to(device, dtype)  # (N, D): the whole data set, resident on the device
