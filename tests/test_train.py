@@ -419,6 +419,50 @@ def test_a_subclass_objective_is_what_train_minimises():
         assert loss == pytest.approx(-(2 * recon - kl), rel=1e-5)
 
 
+def _plain_elbo(self, x):  # a student's override with its own, shorter signature
+    mu, logvar = self.encode(x)
+    return self.log_px_z(x, vc.reparameterize(mu, logvar)) - vc.gaussian_kl(mu, logvar)
+
+
+@pytest.mark.parametrize(
+    "objective,override,match",
+    [
+        ("elbo", _plain_elbo, r"vc.train calls model.elbo\(xb, beta, free_bits, y=yb, k=k, return_terms=True\), "),
+        (
+            "elbo",
+            lambda self, x, *a, **kw: torch.zeros(len(x)),
+            r"must return \(bound, recon, kl\), .*tensor of shape \(10,\)",
+        ),
+        ("iwae", lambda self, x, k: None, r"vc.train calls model.iwae_bound\(xb, k, y=yb, return_terms=True\)"),
+        (
+            "iwae",
+            lambda self, x, k, **kw: (x.sum(-1),) * 2,
+            r"three tensors of shape \(10,\), got a tuple \(\(10,\), \(10,\)\)",
+        ),
+    ],
+)
+def test_an_objective_override_that_breaks_the_contract_is_named(objective, override, match):
+    """An elbo / iwae_bound override that cannot take train's call, or returns other than the three (B,)
+    terms, gets a TypeError that shows the call (not an unpacking error from inside the loop)."""
+    model, x = vc.VAE(12, 3, hidden=(8,)), torch.rand(40, 12)
+    setattr(model, "elbo" if objective == "elbo" else "iwae_bound", override.__get__(model))
+    with pytest.raises(TypeError, match=match):
+        vc.train(model, x, epochs=1, batch_size=10, objective=objective, k=2, progress=False, device="cpu")
+
+
+def test_an_objective_override_that_passes_the_arguments_on_trains():
+    calls = []
+
+    class Passing(vc.VAE):
+        def elbo(self, x, *args, **kwargs):
+            calls.append(kwargs)
+            return super().elbo(x, *args, **kwargs)
+
+    hist = vc.train(Passing(12, 3, hidden=(8,)), torch.rand(40, 12), epochs=1, batch_size=10, progress=False)
+    assert len(calls) == 4 and calls[0] == {"y": None, "k": 1, "return_terms": True}
+    assert math.isfinite(hist["loss"][0])
+
+
 def test_a_kl_schedule_sees_the_weights_move_at_every_step():
     model, x = vc.VAE(12, 3, hidden=(8,)), torch.rand(40, 12)
     seen = []

@@ -14,8 +14,10 @@ Holds:
     model, model_input, labels                 -- a package model and what its estimators are given.
     as_tensor, plot_data, plot_label, latent_dims -- the plots' looser inputs (array-likes, one label for all).
     train_args                                 -- everything ``vc.train`` is given, checked before it starts.
+    objective_terms                            -- what the model's objective returned to ``vc.train``.
 """
 
+import inspect
 import math
 import numbers
 import operator
@@ -294,4 +296,43 @@ def train_args(m, data, optimizer, dynamic_binarization, **options):
         raise ValueError("kl_schedule must be a callable step -> weight, e.g. vc.LinearSchedule(1000)")
     if o["objective"] == "iwae" and (o["free_bits"] or o["beta"] != 1.0 or o["kl_schedule"] is not None):
         raise ValueError("beta, kl_schedule and free_bits apply to objective='elbo' only")
+    _objective_call(m, o["objective"])
     return x, y, o
+
+
+# how vc.train calls the objective, which a model may override (on its class or on the instance)
+_CALLS = {
+    "elbo": ("model.elbo(xb, beta, free_bits, y=yb, k=k, return_terms=True)", (None, 1.0, 0.0), {"k": 1}),
+    "iwae": ("model.iwae_bound(xb, k, y=yb, return_terms=True)", (None, 1), {}),
+}
+
+
+def _objective_call(m, objective):
+    """A TypeError, before the first step, if the model's objective cannot take the call ``vc.train`` makes."""
+    call, args, kwargs = _CALLS[objective]
+    method = getattr(m, "elbo" if objective == "elbo" else "iwae_bound")
+    try:
+        signature = inspect.signature(method)
+    except (TypeError, ValueError):  # a callable without a signature: its first call will tell
+        return
+    try:
+        signature.bind(*args, y=None, return_terms=True, **kwargs)
+    except TypeError as err:
+        raise TypeError(
+            f"vc.train calls {call}, and this model's version does not accept that ({err}): "
+            "give the override the package's arguments (they may be passed on with *args, **kwargs)"
+        ) from None
+
+
+def objective_terms(objective, out, b):
+    """``(bound, recon, kl)``, each of shape (b,), as the model's objective must return them to ``vc.train``."""
+    if isinstance(out, tuple) and len(out) == 3 and all(isinstance(t, torch.Tensor) and t.shape == (b,) for t in out):
+        return out
+    if isinstance(out, torch.Tensor):
+        got = f"a tensor of shape {tuple(out.shape)}"
+    elif isinstance(out, tuple):
+        got = "(" + ", ".join(str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__ for t in out)
+        got = f"a tuple {got})"
+    else:
+        got = type(out).__name__
+    raise TypeError(f"{_CALLS[objective][0]} must return (bound, recon, kl), three tensors of shape ({b},), got {got}")

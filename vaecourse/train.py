@@ -87,7 +87,8 @@ def train(model, data, *, epochs, batch_size=128, lr=1e-3, objective="elbo", k=1
     once per epoch (``model.elbo`` still reads each batch's smallest and largest value, its input check).
 
     Args:
-        model: a ``vc.VAE`` or ``vc.LinearGaussianVAE`` (or a subclass; moved to ``device``).
+        model: a ``vc.VAE`` or ``vc.LinearGaussianVAE`` (or a subclass; moved to ``device``). An override of
+            ``elbo`` or ``iwae_bound`` takes the package's arguments and returns ``(bound, recon, kl)``.
         data: (N, D) float tensor, or a pair ``(x, y)`` for a conditional VAE.
         epochs: passes over the data.
         batch_size, lr: minibatch size and Adam learning rate.
@@ -132,9 +133,10 @@ def train(model, data, *, epochs, batch_size=128, lr=1e-3, objective="elbo", k=1
             if schedule is not None:  # the KL weight of this step
                 weight = opt["beta"] * checks.number(f"kl_schedule's weight at step {step}", schedule(step))
             if opt["objective"] == "elbo":
-                bound, recon, kl = model.elbo(xb, weight, opt["free_bits"], y=yb, k=opt["k"], return_terms=True)
+                out = model.elbo(xb, weight, opt["free_bits"], y=yb, k=opt["k"], return_terms=True)
             else:
-                bound, recon, kl = model.iwae_bound(xb, opt["k"], y=yb, return_terms=True)
+                out = model.iwae_bound(xb, opt["k"], y=yb, return_terms=True)
+            bound, recon, kl = checks.objective_terms(opt["objective"], out, xb.shape[0])  # each (B,)
             loss = -bound.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
