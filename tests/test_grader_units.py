@@ -624,6 +624,28 @@ def test_own_passes_own_work_and_fails_every_kind_of_delegation():
         vg.own(functools.partial(_kl))
 
 
+def test_guard_puts_back_the_helper_module_a_test_imports():
+    """``import coursekit.grading as vg`` in a test cell reads sys.modules and the package's attribute:
+    a notebook that replaces either with a look-alike module gets the real one back for the test."""
+    _guarded(
+        r"""
+import coursekit, coursekit.grading as vg
+test = "import coursekit.grading as vg\nseen = vg.error(vg.torch.ones(1), vg.torch.zeros(1)), vg.__name__"
+install(test)
+for cheat in (
+    "import sys, types\nfake = types.ModuleType('coursekit.grading')\nfake.error = lambda *a, **k: 0.0\n"
+    "fake.torch = sys.modules['torch']\nsys.modules['coursekit.grading'] = fake",
+    "import coursekit, sys, types\nfake = types.ModuleType('fake')\nfake.error = lambda *a, **k: 0.0\n"
+    "fake.torch = sys.modules['torch']\ncoursekit.grading = fake",
+):
+    assert run(cheat).success
+    assert run(test).success
+    assert shell.user_ns["seen"] == (1.0, "coursekit.grading"), (cheat, shell.user_ns["seen"])
+    assert __import__("sys").modules["coursekit.grading"] is vg and coursekit.grading is vg
+"""
+    )
+
+
 def test_own_puts_back_what_an_answer_rebinds_during_a_call():
     import torch
 
