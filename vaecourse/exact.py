@@ -4,7 +4,7 @@ Holds:
     LinearGaussianVAE -- p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I), q(z|x) = N(A x + c, diag(v)).
                          log p(x), p(z|x), KL(q || p(z|x)) and the ELBO itself are closed forms.
 
-Used in {ref}`ch-elbo` (the gap is exactly KL(q || p(z|x))) and {ref}`ch-iwae` (IWAE approaches
+Used in Chapter 2 (the gap is exactly KL(q || p(z|x))) and Chapter 6 (IWAE approaches
 log p(x) as K grows), and by the tests. Shapes: B batch, D data dimension, Z latent dimension.
 """
 
@@ -26,7 +26,7 @@ class LinearGaussianVAE(_LatentModel):
 
     The marginal p(x) = N(b, W W^T + s^2 I) and the posterior p(z|x) are Gaussian in closed form, so
     ``log_marginal``, ``posterior`` and ``kl_to_posterior`` are exact and the identity
-    log p(x) = ELBO + KL(q(z|x) || p(z|x)) can be checked to float precision ({ref}`ch-elbo`).
+    log p(x) = ELBO + KL(q(z|x) || p(z|x)) can be checked to float precision (Chapter 2).
     The encoder is diagonal, the true posterior is not: the gap is real, and IWAE closes it.
 
     Args:

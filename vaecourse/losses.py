@@ -46,7 +46,7 @@ def gaussian_kl_per_dim(mu, logvar):
 def gaussian_kl(mu, logvar):
     """Closed-form KL(N(mu, diag(exp(logvar))) || N(0, I)), summed over the last dimension.
 
-    Derived in {ref}`ch-kl`: ``0.5 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)``.
+    Derived in Chapter 3: ``0.5 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)``.
     Example: mu = (2, 0), sigma^2 = (0.25, 4) gives exactly 3.125.
 
     Args:
@@ -86,7 +86,7 @@ def free_bits_kl(kl_per_dim, free_bits):
 def reparameterize(mu, logvar, k=None, *, eps=None):
     """Draw z ~ N(mu, diag(exp(logvar))) as ``mu + exp(logvar / 2) * eps`` with eps ~ N(0, I).
 
-    The noise is an input, so gradients flow to ``mu`` and ``logvar`` ({ref}`ch-reparam`).
+    The noise is an input, so gradients flow to ``mu`` and ``logvar`` (Chapter 4).
 
     Args:
         mu: (..., Z) means.
@@ -134,7 +134,7 @@ def bernoulli_log_likelihood(x, logits):
     Works from logits (never probabilities), so it stays finite for saturated decoders. For binary x
     it is a log-probability; for grey levels in (0, 1) it is a score, not a normalized density
     (the continuous Bernoulli of Loaiza-Ganem & Cunningham 2019 adds the missing constant), so the
-    "nats" and ELBOs it gives on grey levels bound no log-likelihood ({ref}`ch-lvm`): binarize first
+    "nats" and ELBOs it gives on grey levels bound no log-likelihood (Chapter 1): binarize first
     where likelihoods are compared.
 
     Args:
@@ -154,7 +154,7 @@ def gaussian_log_likelihood(x, mean, logvar):
     """log N(x; mean, diag(exp(logvar))) for a Gaussian decoder, summed over the last dimension.
 
     ``logvar`` may be a number (a fixed observation variance). With a fixed variance this is
-    ``-||x - mean||^2 / (2 sigma^2)`` plus a constant: squared error in disguise ({ref}`ch-kl`).
+    ``-||x - mean||^2 / (2 sigma^2)`` plus a constant: squared error in disguise (Chapter 3).
     """
     return log_normal(x, checks.tensor("mean", mean), logvar)
 
@@ -162,7 +162,7 @@ def gaussian_log_likelihood(x, mean, logvar):
 def iwae_bound(log_w):
     """The importance-weighted bound ``log (1/K) sum_k w_k`` from log-weights, over dimension 0.
 
-    With K = 1 it is the single-sample ELBO ({ref}`ch-iwae`).
+    With K = 1 it is the single-sample ELBO (Chapter 6).
 
     Args:
         log_w: (K, B) log importance weights ``log p(x, z_k) - log q(z_k | x)``.
