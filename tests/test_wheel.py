@@ -9,6 +9,7 @@ with ``--no-isolation`` for the same reason (setuptools is one of the borrowed p
 """
 
 import email
+import math
 import os
 import re
 import subprocess
@@ -136,6 +137,12 @@ def test_wheel_installs_into_a_fresh_venv_and_trains(dist, borrowed, tmp_path):
     version, file = out[0], Path(out[1])
     assert version == VERSION
     assert file.is_relative_to(tmp_path / "venv"), f"imported {file}, not the installed wheel"
+    # the second package comes with it: the exercises' test helpers and the students' check
+    code = "import coursekit.grading as vg; print(vg.__file__, vg.error(vg.randn(3, seed=0), vg.randn(3, seed=1)))"
+    file, err = _run([str(python), "-c", code], cwd=work, env=_env()).stdout.split()
+    assert Path(file).is_relative_to(tmp_path / "venv") and 0 < float(err) < math.inf, (file, err)
+    usage = _run([str(python), "-m", "coursekit.check", "--help"], cwd=work, env=_env()).stdout
+    assert usage.startswith("usage: python -m coursekit.check"), usage
 
 
 def test_install_cell_installs_a_wheel_where_vaecourse_is_missing(dist, borrowed, tmp_path):
