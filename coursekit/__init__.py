@@ -1,5 +1,5 @@
 """coursekit: the course's machinery around the VAE code, kept out of ``vaecourse`` so that the package
-a student reads holds only the models, the maths and the trainer.
+a student reads holds what the chapters teach (models, maths, the trainer, data, figures) and no more.
 
     live     -- the HTML book's live figures: a chapter exports what a figure needs (a decoder's
                 weights, precomputed results) as JSON and shows a snippet that the page's JavaScript
