@@ -507,8 +507,10 @@ def test_a_test_cell_run_statement_by_statement_reads_as_one_cell():
     nb = _notebook()
     shown = "print('one')\nx = 2\nx * 10\nx * 21"
     failing = "print('two')\nassert x == 3, 'x is 2'\nprint('never')"
-    # each statement well within the 3 s limit (on a busy machine too), the four together past it
-    slow = "import time\nfor _ in range(2):\n    time.sleep(0.6)\ntime.sleep(1)\ntime.sleep(1)\nprint('late')"
+    # each statement within the 3 s limit, together past it. The last sleep starts with under a second
+    # of the cell's time left (a 1 s limit of its own) and lasts 2 s, so that the interrupt lands
+    # inside it: one that lands in the guard's own work, after a statement, stops the notebook.
+    slow = "import time\nfor _ in range(2):\n    time.sleep(0.6)\ntime.sleep(1)\ntime.sleep(2)\nprint('late')"
     nb.cells = [_graded(shown, "t1"), _graded(failing, "t2"), _graded(slow, "t3"), _graded("print('next')", "t4")]
     nb, _ = ResilientExecute(timeout=3).preprocess(nb, {"metadata": {"path": "."}})
     what = lambda o: o.get("text") or o.get("data", {}).get("text/plain") or o.get("ename")  # noqa: E731
