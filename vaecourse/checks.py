@@ -300,19 +300,19 @@ def train_args(m, data, optimizer, dynamic_binarization, **options):
     return x, y, o
 
 
-# how vc.train calls the objective, which a model may override (on its class or on the instance)
+# how vc.train calls the objective, which a model may override (on its class or on the instance):
+# objective -> (method, the call as written in train, arguments of that shape)
 _CALLS = {
-    "elbo": ("model.elbo(xb, beta, free_bits, y=yb, k=k, return_terms=True)", (None, 1.0, 0.0), {"k": 1}),
-    "iwae": ("model.iwae_bound(xb, k, y=yb, return_terms=True)", (None, 1), {}),
+    "elbo": ("elbo", "model.elbo(xb, beta, free_bits, y=yb, k=k, return_terms=True)", (None, 1.0, 0.0), {"k": 1}),
+    "iwae": ("iwae_bound", "model.iwae_bound(xb, k, y=yb, return_terms=True)", (None, 1), {}),
 }
 
 
 def _objective_call(m, objective):
     """A TypeError, before the first step, if the model's objective cannot take the call ``vc.train`` makes."""
-    call, args, kwargs = _CALLS[objective]
-    method = getattr(m, "elbo" if objective == "elbo" else "iwae_bound")
+    method, call, args, kwargs = _CALLS[objective]
     try:
-        signature = inspect.signature(method)
+        signature = inspect.signature(getattr(m, method))
     except (TypeError, ValueError):  # a callable without a signature: its first call will tell
         return
     try:
@@ -335,4 +335,4 @@ def objective_terms(objective, out, b):
         got = f"a tuple {got})"
     else:
         got = type(out).__name__
-    raise TypeError(f"{_CALLS[objective][0]} must return (bound, recon, kl), three tensors of shape ({b},), got {got}")
+    raise TypeError(f"{_CALLS[objective][1]} must return (bound, recon, kl), three tensors of shape ({b},), got {got}")
