@@ -147,6 +147,6 @@ def test_quick_sets_small_defaults_and_explicit_values_still_apply(monkeypatch):
     assert calls == [
         (40, 5, "cpu", 5000, 1000),
         (1, 2, "cpu", 200, 100),
-        (2, 2, "cpu", 200, 7),  # --quick no longer overrides what was asked for
+        (2, 2, "cpu", 200, 7),  # --quick sets defaults only: what was asked for wins
         (40, 3, "cpu", 50, 1000),
     ]

@@ -225,7 +225,7 @@ def _headings(chapter):
 
 @pytest.mark.parametrize("assignment", EXPECTED)
 def test_test_cells_share_one_helper_module(assignment):
-    """No copy of the old prologue (torch._C internals) or own-work block: every test cell imports
+    """No pasted copy of a grading helper (torch internals, an own-work block): every test cell imports
     coursekit.grading (one module, importable where vaecourse is installed and in the sandbox)."""
     for c in kit.source_nb(assignment).cells:
         if kit.is_test(c):

@@ -289,7 +289,10 @@ def train_args(m, data, optimizer, dynamic_binarization, **options):
 
     o = dict(options)
     o["epochs"], o["batch_size"], o["k"] = (integer(n, o[n]) for n in ("epochs", "batch_size", "k"))
-    o["lr"], o["beta"], o["free_bits"] = (number(n, o[n]) for n in ("lr", "beta", "free_bits"))
+    o["beta"], o["free_bits"] = number("beta", o["beta"]), number("free_bits", o["free_bits"])
+    if optimizer is not None and o["lr"] is not None:  # it would be ignored: the optimizer has its own
+        raise ValueError("lr is the learning rate of the Adam that train makes: with optimizer=, set it there")
+    o["lr"] = 1e-3 if o["lr"] is None else real("lr", o["lr"], "> 0", lambda v: v > 0)
     if o["objective"] not in ("elbo", "iwae"):
         raise ValueError(f"objective must be 'elbo' or 'iwae', got {o['objective']!r}")
     if o["kl_schedule"] is not None and not callable(o["kl_schedule"]):

@@ -76,7 +76,7 @@ class CyclicalSchedule:
         return f"CyclicalSchedule(period={self.period}, ramp={self.ramp:g})"
 
 
-def train(model, data, *, epochs, batch_size=128, lr=1e-3, objective="elbo", k=1, beta=1.0, kl_schedule=None,
+def train(model, data, *, epochs, batch_size=128, lr=None, objective="elbo", k=1, beta=1.0, kl_schedule=None,
           free_bits=0.0, device=None, progress=True, dynamic_binarization=False, optimizer=None):  # fmt: skip
     """Fit ``model`` to ``data`` by minimising ``-model.elbo(xb).mean()`` (or ``-model.iwae_bound(xb, k).mean()``)
     with Adam, and return the per-epoch history.
@@ -91,7 +91,8 @@ def train(model, data, *, epochs, batch_size=128, lr=1e-3, objective="elbo", k=1
             ``elbo`` or ``iwae_bound`` takes the package's arguments and returns ``(bound, recon, kl)``.
         data: (N, D) float tensor, or a pair ``(x, y)`` for a conditional VAE.
         epochs: passes over the data.
-        batch_size, lr: minibatch size and Adam learning rate.
+        batch_size: minibatch size.
+        lr: learning rate of the Adam that ``train`` makes (default 1e-3); not with ``optimizer``.
         objective: ``"elbo"`` (``k`` samples averaged in the reconstruction term) or ``"iwae"``
             (the ``k``-sample importance-weighted bound).
         beta: KL weight; with ``kl_schedule`` (step -> weight >= 0) the weight at step t is ``beta * kl_schedule(t)``.
