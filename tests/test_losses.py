@@ -249,8 +249,24 @@ def test_free_bits_floor_applies_to_batch_mean_per_dimension():
     torch.testing.assert_close(vc.free_bits_kl(kl, 0.0), kl.sum(-1))
     with pytest.raises(ValueError, match="free_bits must be a finite number >= 0"):
         vc.free_bits_kl(kl, -1.0)
-    with pytest.raises(ValueError, match="kl_per_dim must have shape"):
-        vc.free_bits_kl(torch.zeros(3), 0.1)
+    one = torch.tensor([0.05, 0.3, 1.0])  # one example, (Z,): its own KL is the batch mean
+    assert vc.free_bits_kl(one, 0.1).item() == pytest.approx(0.1 + 0.3 + 1.0)
+    with pytest.raises(ValueError, match="kl_per_dim must have at least one dimension"):
+        vc.free_bits_kl(torch.tensor(0.2), 0.1)
+
+
+def test_free_bits_elbo_of_one_example_is_that_of_a_batch_of_one():
+    model, x = vc.VAE(6, 3, hidden=(8,)), torch.rand(6)
+    vc.set_seed(0)
+    one = model.elbo(x, 1.0, 2.0)  # every dimension under the 2-nat floor: recon - 3 * 2
+    vc.set_seed(0)
+    batch = model.elbo(x[None], 1.0, 2.0)
+    assert one.shape == () and batch.shape == (1,)
+    torch.testing.assert_close(one, batch[0])
+    vc.set_seed(0)
+    _, recon, _ = model.elbo(x, return_terms=True)
+    assert (vc.gaussian_kl_per_dim(*model.encode(x)) < 2.0).all()  # a fresh encoder: under the floor
+    torch.testing.assert_close(one, recon - 6.0)
 
 
 @pytest.mark.parametrize("bad", [math.inf, -1.0, math.nan, True])

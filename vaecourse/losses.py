@@ -68,18 +68,16 @@ def free_bits_kl(kl_per_dim, free_bits):
     contribute the constant ``free_bits`` (and no gradient), the others their own KL.
 
     Args:
-        kl_per_dim: (B, Z) per-example, per-dimension KL (see ``gaussian_kl_per_dim``).
+        kl_per_dim: (B, Z) per-example, per-dimension KL (see ``gaussian_kl_per_dim``), or (Z,) for one example.
         free_bits: the floor lambda >= 0, in nats per dimension.
     Returns:
         (B,) tensor whose batch mean is ``sum_j max(free_bits, mean_b KL[b, j])``.
     """
-    checks.tensor("kl_per_dim", kl_per_dim)
-    if kl_per_dim.dim() < 2:
-        raise ValueError(f"kl_per_dim must have shape (B, Z), got {tuple(kl_per_dim.shape)}")
+    checks.at_least_1d("kl_per_dim", checks.tensor("kl_per_dim", kl_per_dim))
     free_bits = checks.number("free_bits", free_bits)
     # Kingma et al. 2016, eq. (15): sum_j max(lambda, E_batch[KL_j]). A dimension whose batch mean reaches
     # lambda keeps each example's KL_j; the others count the constant lambda for every example.
-    above = kl_per_dim.flatten(0, -2).mean(0) >= free_bits  # (Z,)
+    above = kl_per_dim.reshape(-1, kl_per_dim.shape[-1]).mean(0) >= free_bits  # (Z,): one example is a batch of 1
     return torch.where(above, kl_per_dim, torch.full_like(kl_per_dim, free_bits)).sum(-1)
 
 
