@@ -186,6 +186,9 @@ def test_train_names_a_wrong_model_or_optimizer():
     own = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="lr is the learning rate of the Adam that train makes"):  # else ignored
         vc.train(model, x, epochs=1, optimizer=own, lr=0.5, progress=False)
+    frozen = vc.VAE(12, 2, hidden=(8,)).requires_grad_(False)
+    with pytest.raises(ValueError, match="model has nothing to train: every parameter has requires_grad=False"):
+        vc.train(frozen, x, epochs=1, progress=False)
     encoder_only = torch.optim.SGD(model.encoder.parameters(), lr=0.1)  # some of them: allowed (decoder frozen)
     before = [p.clone() for p in model.decoder.parameters()]
     vc.train(model, x, epochs=1, optimizer=encoder_only, progress=False)

@@ -261,6 +261,8 @@ def train_args(m, data, optimizer, dynamic_binarization, **options):
     """Check everything ``vc.train`` is given before its first step. Returns ``(x, y, options)``:
     the data (x (N, D), y (N, C) or None) and the options, converted."""
     model(m)
+    if not any(p.requires_grad for p in m.parameters()):
+        raise ValueError("model has nothing to train: every parameter has requires_grad=False")
     if optimizer is not None:
         steps = all(callable(getattr(optimizer, f, None)) for f in ("step", "zero_grad"))
         if isinstance(optimizer, type) or not steps:
